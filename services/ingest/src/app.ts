@@ -1,0 +1,138 @@
+import { bodyParser } from '@koa/bodyparser';
+import cors from '@koa/cors';
+import { Router } from '@koa/router';
+import Koa, { type Context } from 'koa';
+import type { ValidateFunction } from 'ajv';
+import {
+  opsMiddleware,
+  problemError,
+  problemMiddleware,
+  type AcceptedResponse,
+  type Counter,
+  type Histogram,
+  type Logger,
+  type Probes,
+} from '@falcon/shared';
+import type { Publisher } from './publisher.js';
+
+export interface IngestMetrics {
+  requests: Counter<'outcome'>;
+  publishSeconds: Histogram;
+}
+
+export interface AppDeps {
+  log: Logger;
+  probes: Probes;
+  publisher: Publisher;
+  metrics: IngestMetrics;
+  openApi: Record<string, unknown>;
+  /** Validates the payload against the operator's JSON Schema; undefined accepts any object. */
+  validatePayload: ValidateFunction | undefined;
+  /** False while NATS is disconnected: answer 503 at once rather than after the timeout. */
+  canPublish: () => boolean;
+  maxBytes: number;
+  retryAfterSeconds: number;
+  corsOrigins: string;
+}
+
+/** 1 to 128 visible ASCII characters (RFC 9110 VCHAR), as the contract says. */
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
+
+export function readIdempotencyKey(value: string | string[] | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (Array.isArray(value) || !IDEMPOTENCY_KEY.test(value)) {
+    throw problemError(400, 'invalid-idempotency-key', 'Idempotency-Key must be 1 to 128 visible ASCII characters', [
+      { path: 'header:Idempotency-Key', message: 'must match ^[\\x21-\\x7e]{1,128}$' },
+    ]);
+  }
+  return value;
+}
+
+function corsOrigin(allowed: string): string | ((ctx: Context) => string) {
+  if (allowed.trim() === '*') return '*';
+  const origins = new Set(allowed.split(',').map((o) => o.trim()));
+  return (ctx) => (origins.has(ctx.get('origin')) ? ctx.get('origin') : '');
+}
+
+export function createApp(deps: AppDeps): Koa {
+  const app = new Koa();
+  app.proxy = true;
+  const router = new Router();
+
+  const unavailable = (detail: string) =>
+    problemError(503, 'unavailable', detail, undefined, { 'retry-after': String(deps.retryAfterSeconds) });
+
+  router.get('/openapi.json', (ctx) => {
+    ctx.body = deps.openApi;
+  });
+
+  router.post(
+    '/api/messages',
+    async (ctx, next) => {
+      if (!ctx.request.is('application/json')) {
+        deps.metrics.requests.inc({ outcome: 'rejected' });
+        throw problemError(415, 'unsupported-media-type', `Content-Type must be application/json, not ${ctx.get('content-type') || 'absent'}`);
+      }
+      await next();
+    },
+    bodyParser({
+      enableTypes: ['json'],
+      jsonLimit: deps.maxBytes,
+      jsonStrict: true,
+      encoding: 'utf-8',
+      onError: (err) => {
+        const status = (err as { status?: number }).status;
+        deps.metrics.requests.inc({ outcome: 'rejected' });
+        if (status === 413) throw problemError(413, 'body-too-large', `body is over the limit of ${deps.maxBytes} bytes`);
+        if (status === 415) throw problemError(415, 'unsupported-media-type', (err as Error).message);
+        throw problemError(400, 'invalid-json', `body is not valid JSON: ${(err as Error).message}`);
+      },
+    }),
+    async (ctx) => {
+      const body: unknown = ctx.request.body;
+      if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+        deps.metrics.requests.inc({ outcome: 'rejected' });
+        throw problemError(400, 'invalid-body', 'body must be a JSON object', [{ path: '', message: 'must be object' }]);
+      }
+      let key: string | undefined;
+      try {
+        key = readIdempotencyKey(ctx.req.headers['idempotency-key']);
+      } catch (err) {
+        deps.metrics.requests.inc({ outcome: 'rejected' });
+        throw err;
+      }
+      if (deps.validatePayload && !deps.validatePayload(body)) {
+        deps.metrics.requests.inc({ outcome: 'rejected' });
+        const errors = (deps.validatePayload.errors ?? []).map((e) => ({ path: e.instancePath, message: e.message ?? 'is invalid' }));
+        throw problemError(400, 'validation', 'payload does not satisfy the configured schema', errors);
+      }
+      if (!deps.canPublish()) {
+        deps.metrics.requests.inc({ outcome: 'unavailable' });
+        throw unavailable('the message stream is unreachable; retry with the same Idempotency-Key');
+      }
+      const endTimer = deps.metrics.publishSeconds.startTimer();
+      let accepted: AcceptedResponse;
+      try {
+        // The raw text, not a re-serialisation: the stored payload is the client's own bytes.
+        accepted = await deps.publisher.publish((ctx.request.rawBody ?? '').trim(), key);
+      } catch (err) {
+        deps.metrics.requests.inc({ outcome: 'unavailable' });
+        deps.log.warn({ err }, 'publish not acknowledged');
+        throw unavailable('the message stream did not acknowledge in time; retry with the same Idempotency-Key');
+      } finally {
+        endTimer();
+      }
+      deps.metrics.requests.inc({ outcome: accepted.duplicate ? 'duplicate' : 'accepted' });
+      ctx.status = 202;
+      ctx.set('location', `/api/messages/${accepted.id}`);
+      ctx.body = accepted;
+    },
+  );
+
+  app.use(problemMiddleware(deps.log));
+  app.use(cors({ origin: corsOrigin(deps.corsOrigins), allowMethods: ['GET', 'POST', 'OPTIONS'], allowHeaders: ['Content-Type', 'Idempotency-Key'], exposeHeaders: ['Location', 'Retry-After'], maxAge: 600 }));
+  app.use(opsMiddleware(deps.probes));
+  app.use(router.routes());
+  app.use(router.allowedMethods());
+  return app;
+}

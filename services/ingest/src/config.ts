@@ -1,0 +1,83 @@
+import {
+  commonEnv,
+  natsEnv,
+  parseEnv,
+  portEnv,
+  type CommonConfig,
+  type NatsConfig,
+  type StreamOptions,
+} from '@falcon/shared';
+
+export interface Config {
+  port: number;
+  logLevel: string;
+  namespace: string;
+  natsUrl: string;
+  shutdownTimeoutMs: number;
+  /** Largest accepted body in bytes (413 above it). */
+  maxBytes: number;
+  /** How long to wait for the stream's acknowledgement before answering 503. */
+  publishTimeoutMs: number;
+  retryAfterSeconds: number;
+  /** Path of a JSON Schema every payload must satisfy; none means any object. */
+  schemaFile: string | undefined;
+  /** Origins allowed to POST from a browser ('*' or a comma-separated list). */
+  corsOrigins: string;
+  stream: StreamOptions;
+}
+
+/** The stream's settings; ingest owns the stream, so these live here. */
+export const streamEnv = {
+  STREAM_MAX_AGE_SECONDS: { type: 'integer', minimum: 60, default: 86400 },
+  STREAM_DUPLICATE_WINDOW_SECONDS: { type: 'integer', minimum: 120, default: 300 },
+  STREAM_REPLICAS: { type: 'integer', minimum: 1, maximum: 5, default: 1 },
+} as const;
+
+const schema = {
+  type: 'object',
+  properties: {
+    ...commonEnv,
+    ...natsEnv,
+    ...portEnv(8081),
+    ...streamEnv,
+    INGEST_MAX_BYTES: { type: 'integer', minimum: 16, maximum: 1048576, default: 65536 },
+    INGEST_PUBLISH_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 60000, default: 5000 },
+    INGEST_RETRY_AFTER_SECONDS: { type: 'integer', minimum: 1, maximum: 3600, default: 1 },
+    INGEST_SCHEMA_FILE: { type: 'string', minLength: 1 },
+    CORS_ALLOW_ORIGINS: { type: 'string', minLength: 1, default: '*' },
+  },
+} as const;
+
+interface Env extends CommonConfig, NatsConfig {
+  STREAM_MAX_AGE_SECONDS: number;
+  STREAM_DUPLICATE_WINDOW_SECONDS: number;
+  STREAM_REPLICAS: number;
+  INGEST_MAX_BYTES: number;
+  INGEST_PUBLISH_TIMEOUT_MS: number;
+  INGEST_RETRY_AFTER_SECONDS: number;
+  INGEST_SCHEMA_FILE?: string;
+  CORS_ALLOW_ORIGINS: string;
+}
+
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const e = parseEnv<Env>(schema, env);
+  return {
+    port: e.PORT,
+    logLevel: e.LOG_LEVEL,
+    namespace: e.FALCON_NAMESPACE,
+    natsUrl: e.NATS_URL,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    maxBytes: e.INGEST_MAX_BYTES,
+    publishTimeoutMs: e.INGEST_PUBLISH_TIMEOUT_MS,
+    retryAfterSeconds: e.INGEST_RETRY_AFTER_SECONDS,
+    schemaFile: e.INGEST_SCHEMA_FILE,
+    corsOrigins: e.CORS_ALLOW_ORIGINS,
+    stream: {
+      maxAgeMs: e.STREAM_MAX_AGE_SECONDS * 1000,
+      duplicateWindowMs: e.STREAM_DUPLICATE_WINDOW_SECONDS * 1000,
+      // The envelope adds id, receivedAt and a few braces to the client's body.
+      maxMessageBytes: e.INGEST_MAX_BYTES + 1024,
+      replicas: e.STREAM_REPLICAS,
+    },
+  };
+}

@@ -1,0 +1,69 @@
+/**
+ * The message as it travels: ingest writes an envelope to the stream, the stream assigns
+ * `seq`, and every reader turns envelope + seq into its own shape. The envelope is JSON text
+ * built once by ingest; readers splice `seq` into it instead of parsing and re-serialising.
+ */
+export interface Envelope {
+  id: string;
+  receivedAt: string;
+  payload: Record<string, unknown>;
+}
+
+export interface Message extends Envelope {
+  seq: number;
+}
+
+export interface PersistedMessage extends Message {
+  persistedAt: string;
+}
+
+export interface MessageFrame extends Message {
+  type: 'message';
+}
+
+export interface WelcomeFrame {
+  type: 'welcome';
+  lastSeq: number;
+  recovered: boolean;
+}
+
+export interface AcceptedResponse {
+  id: string;
+  seq: number;
+  receivedAt: string;
+  duplicate: boolean;
+}
+
+/** Header carrying the id on the stream message, so a duplicate can be answered without parsing. */
+export const ID_HEADER = 'Falcon-Id';
+
+/**
+ * Builds the envelope text. `payloadJson` is the client's JSON object text exactly as received
+ * (already validated), so the stored and pushed payload is the client's own bytes.
+ */
+export function encodeEnvelope(id: string, receivedAt: string, payloadJson: string): string {
+  return `{"id":"${id}","receivedAt":"${receivedAt}","payload":${payloadJson}}`;
+}
+
+/** Envelope text + seq -> the WebSocket `message` frame, without a parse. */
+export function messageFrame(seq: number, envelopeJson: string): string {
+  return `{"type":"message","seq":${seq},${envelopeJson.slice(1)}`;
+}
+
+export function welcomeFrame(lastSeq: number, recovered: boolean): string {
+  const frame: WelcomeFrame = { type: 'welcome', lastSeq, recovered };
+  return JSON.stringify(frame);
+}
+
+/** Envelope text + seq -> one element of the persister's batch document. */
+export function messageJson(seq: number, envelopeJson: string): string {
+  return `{"seq":${seq},${envelopeJson.slice(1)}`;
+}
+
+export function decodeEnvelope(envelopeJson: string): Envelope {
+  const value = JSON.parse(envelopeJson) as Envelope;
+  if (typeof value?.id !== 'string' || typeof value.receivedAt !== 'string' || typeof value.payload !== 'object') {
+    throw new Error('not a Falcon envelope');
+  }
+  return value;
+}

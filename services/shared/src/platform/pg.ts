@@ -1,0 +1,55 @@
+import pg from 'pg';
+import type { Logger } from 'pino';
+
+export type Pool = pg.Pool;
+export type PoolClient = pg.PoolClient;
+
+export interface PoolOptions {
+  url: string;
+  max: number;
+  applicationName: string;
+  log: Logger;
+  /** Per-statement limit, so a stuck query turns into an error instead of a hung request. */
+  statementTimeoutMs?: number;
+}
+
+// int8 (bigint) as a JS number: seqs stay far below 2^53 (JetStream's own sequences are uint64,
+// but 9e15 messages is centuries at a million a second).
+pg.types.setTypeParser(pg.types.builtins.INT8, (value: string) => Number(value));
+
+/** A pool that survives a database outage: errors on idle clients are logged, never thrown. */
+export function createPool(options: PoolOptions): Pool {
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    max: options.max,
+    application_name: options.applicationName,
+    connectionTimeoutMillis: 5_000,
+    idleTimeoutMillis: 30_000,
+    statement_timeout: options.statementTimeoutMs ?? 30_000,
+    keepAlive: true,
+  });
+  pool.on('error', (err) => options.log.warn({ err }, 'idle postgres client failed'));
+  return pool;
+}
+
+/** Class 08 (connection), 53 (resources), 57 (operator intervention) and 40 (rollbacks) pass. */
+const TRANSIENT_SQLSTATE = /^(08|53|57|40|58)/;
+
+/**
+ * Whether retrying the same statement later can succeed. Errors without a SQLSTATE are
+ * network or pool errors (refused, reset, timeout), which pass too.
+ */
+export function isTransientDbError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string' || !/^[0-9A-Z]{5}$/.test(code)) return true;
+  return TRANSIENT_SQLSTATE.test(code);
+}
+
+export async function pingDb(pool: Pool): Promise<boolean> {
+  try {
+    await pool.query('SELECT 1');
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -67,3 +67,22 @@ export function decodeEnvelope(envelopeJson: string): Envelope {
   }
   return value;
 }
+
+export interface EnvelopeParts {
+  id: string;
+  receivedAt: string;
+  /** The payload's JSON text, exactly as ingest stored it. */
+  payloadJson: string;
+}
+
+const ENVELOPE_HEAD = /^\{"id":"([0-9a-f-]{36})","receivedAt":"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)","payload":/;
+
+/**
+ * The inverse of encodeEnvelope without parsing the payload: the persister stores the text as
+ * it is and lets Postgres validate it. Throws on anything encodeEnvelope did not produce.
+ */
+export function splitEnvelope(envelopeJson: string): EnvelopeParts {
+  const head = ENVELOPE_HEAD.exec(envelopeJson);
+  if (!head || !envelopeJson.endsWith('}')) throw new Error('not a Falcon envelope');
+  return { id: head[1]!, receivedAt: head[2]!, payloadJson: envelopeJson.slice(head[0].length, -1) };
+}

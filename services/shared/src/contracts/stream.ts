@@ -48,15 +48,12 @@ export function messagesStreamConfig(names: FalconNames, options: StreamOptions)
 export interface ConsumerOptions {
   /** Redelivery delay when the persister neither acks nor naks (a crashed replica). */
   ackWaitMs: number;
-  /** After this many deliveries a failing message is dead-lettered instead of retried. */
-  maxDeliver: number;
   /** Bound on messages handed out and not yet acknowledged, across all replicas. */
   maxAckPending: number;
 }
 
 export const DEFAULT_CONSUMER_OPTIONS: ConsumerOptions = {
   ackWaitMs: 30_000,
-  maxDeliver: 10,
   maxAckPending: 20_000,
 };
 
@@ -66,7 +63,9 @@ export function persisterConsumerConfig(names: FalconNames, options: ConsumerOpt
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
     ack_wait: nanos(options.ackWaitMs),
-    max_deliver: options.maxDeliver,
+    // Unlimited: during a database outage every message fails, and a server-side limit would
+    // silently drop it. The persister dead-letters a message that fails on its own instead.
+    max_deliver: -1,
     max_ack_pending: options.maxAckPending,
     filter_subject: names.subject,
   };
@@ -99,6 +98,19 @@ export async function ensureStream(jsm: JetStreamManager, config: Partial<Stream
 
 export async function ensureMessagesStream(jsm: JetStreamManager, names: FalconNames, options: StreamOptions): Promise<StreamInfo> {
   return ensureStream(jsm, messagesStreamConfig(names, options));
+}
+
+/** Waits until ingest (the stream's owner) has created the stream. */
+export async function waitForStream(jsm: JetStreamManager, name: string, onWait: () => void, signal?: AbortSignal): Promise<StreamInfo> {
+  for (;;) {
+    try {
+      return await jsm.streams.info(name);
+    } catch (err) {
+      if (!isApiError(err, STREAM_NOT_FOUND) || signal?.aborted) throw err;
+      onWait();
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
 }
 
 /** Creates or updates the persisters' shared durable consumer. */

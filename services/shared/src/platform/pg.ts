@@ -45,11 +45,19 @@ export function isTransientDbError(err: unknown): boolean {
   return TRANSIENT_SQLSTATE.test(code);
 }
 
-export async function pingDb(pool: Pool): Promise<boolean> {
+/** Whether the database answers within `timeoutMs` (for /readyz, which must answer fast). */
+export async function pingDb(pool: Pool, timeoutMs = 1_000): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), timeoutMs);
+  });
+  const ping = pool.query('SELECT 1').then(
+    () => true,
+    () => false,
+  );
   try {
-    await pool.query('SELECT 1');
-    return true;
-  } catch {
-    return false;
+    return await Promise.race([ping, timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -13,7 +13,7 @@ export function packageVersion(moduleUrl: string): string {
  */
 export function hardenHttpServer(server: Server, requestTimeoutMs = 15_000): Server {
   server.requestTimeout = requestTimeoutMs;
-  server.headersTimeout = Math.min(10_000, requestTimeoutMs);
+  server.headersTimeout = requestTimeoutMs > 0 ? Math.min(10_000, requestTimeoutMs) : 10_000;
   server.keepAliveTimeout = 5_000;
   return server;
 }

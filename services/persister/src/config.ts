@@ -1,0 +1,63 @@
+import {
+  commonEnv,
+  databaseEnv,
+  natsEnv,
+  parseEnv,
+  portEnv,
+  type CommonConfig,
+  type ConsumerOptions,
+  type DatabaseConfig,
+  type NatsConfig,
+} from '@falcon/shared';
+
+export interface Config {
+  port: number;
+  logLevel: string;
+  namespace: string;
+  natsUrl: string;
+  databaseUrl: string;
+  poolMax: number;
+  shutdownTimeoutMs: number;
+  /** Messages written per statement. */
+  batchSize: number;
+  /** A message failing alone this many times goes to dead_letters. */
+  maxDeliver: number;
+  consumer: ConsumerOptions;
+}
+
+const schema = {
+  type: 'object',
+  properties: {
+    ...commonEnv,
+    ...natsEnv,
+    ...databaseEnv,
+    ...portEnv(8083),
+    PERSISTER_BATCH_SIZE: { type: 'integer', minimum: 1, maximum: 10000, default: 1000 },
+    PERSISTER_MAX_DELIVER: { type: 'integer', minimum: 1, maximum: 1000, default: 10 },
+    PERSISTER_ACK_WAIT_MS: { type: 'integer', minimum: 1000, maximum: 3600000, default: 30000 },
+    PERSISTER_MAX_ACK_PENDING: { type: 'integer', minimum: 1, maximum: 1000000, default: 20000 },
+  },
+} as const;
+
+interface Env extends CommonConfig, NatsConfig, DatabaseConfig {
+  PERSISTER_BATCH_SIZE: number;
+  PERSISTER_MAX_DELIVER: number;
+  PERSISTER_ACK_WAIT_MS: number;
+  PERSISTER_MAX_ACK_PENDING: number;
+}
+
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const e = parseEnv<Env>(schema, env);
+  return {
+    port: e.PORT,
+    logLevel: e.LOG_LEVEL,
+    namespace: e.FALCON_NAMESPACE,
+    natsUrl: e.NATS_URL,
+    databaseUrl: e.DATABASE_URL,
+    poolMax: e.PG_POOL_MAX,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    batchSize: e.PERSISTER_BATCH_SIZE,
+    maxDeliver: e.PERSISTER_MAX_DELIVER,
+    consumer: { ackWaitMs: e.PERSISTER_ACK_WAIT_MS, maxAckPending: e.PERSISTER_MAX_ACK_PENDING },
+  };
+}

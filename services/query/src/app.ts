@@ -1,0 +1,119 @@
+import { once } from 'node:events';
+import { PassThrough } from 'node:stream';
+import { Router } from '@koa/router';
+import Koa, { type Context } from 'koa';
+import {
+  isTransientDbError,
+  isUuid,
+  opsMiddleware,
+  problemError,
+  problemMiddleware,
+  type Logger,
+  type Probes,
+} from '@falcon/shared';
+import type { MessageRepository, Page } from './repository.js';
+
+export interface AppDeps {
+  log: Logger;
+  probes: Probes;
+  repository: MessageRepository;
+  openApi: Record<string, unknown>;
+  defaultLimit: number;
+}
+
+export interface PageQuery {
+  after: number;
+  limit: number;
+}
+
+const MAX_LIMIT = 1000;
+
+/**
+ * Validates ?after and ?limit. Returns undefined when neither is given (the full list).
+ * Unknown or repeated parameters are rejected rather than ignored, so a typo is visible.
+ */
+export function parsePageQuery(query: Record<string, string | string[] | undefined>, defaultLimit: number): PageQuery | undefined {
+  const errors: { path: string; message: string }[] = [];
+  for (const [name, value] of Object.entries(query)) {
+    if (name !== 'after' && name !== 'limit') errors.push({ path: `query:${name}`, message: 'is not a known parameter (after, limit)' });
+    else if (Array.isArray(value)) errors.push({ path: `query:${name}`, message: 'must be given once' });
+  }
+  const after = query['after'];
+  const limit = query['limit'];
+  if (typeof after === 'string' && !/^\d{1,15}$/.test(after)) errors.push({ path: 'query:after', message: 'must be a non-negative integer' });
+  if (typeof limit === 'string' && (!/^\d{1,4}$/.test(limit) || Number(limit) < 1 || Number(limit) > MAX_LIMIT)) {
+    errors.push({ path: 'query:limit', message: `must be an integer from 1 to ${MAX_LIMIT}` });
+  }
+  if (errors.length) throw problemError(400, 'invalid-parameter', 'invalid query parameters', errors);
+  if (after === undefined && limit === undefined) return undefined;
+  return { after: after === undefined ? 0 : Number(after), limit: limit === undefined ? defaultLimit : Number(limit) };
+}
+
+function databaseProblem(err: unknown, log: Logger): Error {
+  if (isTransientDbError(err)) {
+    log.warn({ err }, 'database unavailable');
+    return problemError(503, 'unavailable', 'the database is unavailable; retry shortly', undefined, { 'retry-after': '1' });
+  }
+  return err as Error;
+}
+
+function sendPage(ctx: Context, page: Page, path: string, limit: number): void {
+  if (page.hasMore && page.lastSeq !== undefined) {
+    ctx.set('link', `<${path}?after=${page.lastSeq}&limit=${limit}>; rel="next"`);
+  }
+  ctx.type = 'application/json';
+  ctx.body = page.json;
+}
+
+export function createApp(deps: AppDeps): Koa {
+  const app = new Koa();
+  app.proxy = true;
+  const router = new Router();
+  const db = async <T>(work: () => Promise<T>): Promise<T> => {
+    try {
+      return await work();
+    } catch (err) {
+      throw databaseProblem(err, deps.log);
+    }
+  };
+
+  router.get('/openapi.json', (ctx) => {
+    ctx.body = deps.openApi;
+  });
+
+  router.get('/api/messages', async (ctx) => {
+    const paging = parsePageQuery(ctx.query, deps.defaultLimit);
+    if (paging) {
+      sendPage(ctx, await db(() => deps.repository.page(paging.after, paging.limit)), '/api/messages', paging.limit);
+      return;
+    }
+    // Commit to 200 only once Postgres has started answering; an error before that is a
+    // clean problem response, an error after it aborts the body (a truncated JSON array).
+    const body = new PassThrough();
+    const done = deps.repository.streamAll(body);
+    done.catch((err: unknown) => deps.log.warn({ err }, 'message stream aborted'));
+    await db(() => Promise.race([once(body, 'readable'), done]));
+    ctx.type = 'application/json';
+    ctx.body = body;
+  });
+
+  router.get('/api/messages/:id', async (ctx) => {
+    const id = ctx.params['id'] ?? '';
+    if (!isUuid(id)) throw problemError(400, 'invalid-parameter', 'id must be a UUID', [{ path: 'path:id', message: 'must be a UUID' }]);
+    const doc = await db(() => deps.repository.byId(id.toLowerCase()));
+    if (doc === undefined) throw problemError(404, 'not-found', `no message with id ${id}`);
+    ctx.type = 'application/json';
+    ctx.body = doc;
+  });
+
+  router.get('/api/dead-letters', async (ctx) => {
+    const paging = parsePageQuery(ctx.query, deps.defaultLimit) ?? { after: 0, limit: deps.defaultLimit };
+    sendPage(ctx, await db(() => deps.repository.deadLetters(paging.after, paging.limit)), '/api/dead-letters', paging.limit);
+  });
+
+  app.use(problemMiddleware(deps.log));
+  app.use(opsMiddleware(deps.probes));
+  app.use(router.routes());
+  app.use(router.allowedMethods());
+  return app;
+}

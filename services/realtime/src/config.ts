@@ -1,0 +1,62 @@
+import { fileURLToPath } from 'node:url';
+import { commonEnv, natsEnv, parseEnv, portEnv, type CommonConfig, type NatsConfig } from '@falcon/shared';
+
+export interface Config {
+  port: number;
+  logLevel: string;
+  namespace: string;
+  natsUrl: string;
+  shutdownTimeoutMs: number;
+  webDir: string;
+  /** Ingest URL the page posts to; undefined derives it from the page's host and port 8081. */
+  publicIngestUrl: string | undefined;
+  historySize: number;
+  maxBackpressure: number;
+  idleTimeoutSeconds: number;
+}
+
+const schema = {
+  type: 'object',
+  properties: {
+    ...commonEnv,
+    ...natsEnv,
+    ...portEnv(8080),
+    REALTIME_WEB_DIR: { type: 'string', minLength: 1 },
+    REALTIME_PUBLIC_INGEST_URL: { type: 'string', minLength: 1 },
+    REALTIME_HISTORY_SIZE: { type: 'integer', minimum: 0, maximum: 1000000, default: 10000 },
+    REALTIME_MAX_BACKPRESSURE_BYTES: { type: 'integer', minimum: 1024, maximum: 268435456, default: 1048576 },
+    REALTIME_IDLE_TIMEOUT_SECONDS: { type: 'integer', minimum: 8, maximum: 960, default: 60 },
+  },
+} as const;
+
+interface Env extends CommonConfig, NatsConfig {
+  REALTIME_WEB_DIR?: string;
+  REALTIME_PUBLIC_INGEST_URL?: string;
+  REALTIME_HISTORY_SIZE: number;
+  REALTIME_MAX_BACKPRESSURE_BYTES: number;
+  REALTIME_IDLE_TIMEOUT_SECONDS: number;
+}
+
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const e = parseEnv<Env>(schema, env);
+  return {
+    port: e.PORT,
+    logLevel: e.LOG_LEVEL,
+    namespace: e.FALCON_NAMESPACE,
+    natsUrl: e.NATS_URL,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    // services/realtime/dist -> web/ in the repository and in the image alike.
+    webDir: e.REALTIME_WEB_DIR ?? fileURLToPath(new URL('../../../web', import.meta.url)),
+    publicIngestUrl: e.REALTIME_PUBLIC_INGEST_URL,
+    historySize: e.REALTIME_HISTORY_SIZE,
+    maxBackpressure: e.REALTIME_MAX_BACKPRESSURE_BYTES,
+    idleTimeoutSeconds: e.REALTIME_IDLE_TIMEOUT_SECONDS,
+  };
+}
+
+/** The page posts to ingest on the same host unless an operator says otherwise. */
+export function pageConfig(publicIngestUrl: string | undefined, host: string): Record<string, unknown> {
+  if (publicIngestUrl) return { ingestUrl: publicIngestUrl };
+  const hostname = host.replace(/:\d+$/, '') || '127.0.0.1';
+  return { ingestUrl: `http://${hostname}:8081` };
+}

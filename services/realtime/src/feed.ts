@@ -1,0 +1,94 @@
+import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { messageFrame, type FalconNames, type Logger } from '@falcon/shared';
+import type { Replay, StreamBounds } from './gateway.js';
+
+export interface Feed {
+  stop(): Promise<void>;
+  done: Promise<void>;
+}
+
+/**
+ * This replica's own ordered consumer from `startSeq` on: every gateway sees every message,
+ * in order, and the client library recreates the consumer after a reconnect from the last seq
+ * it delivered, so an outage leaves no gap. Never a shared durable: replicas must not split
+ * the work.
+ */
+export async function startFeed(
+  js: JetStreamClient,
+  names: FalconNames,
+  startSeq: number,
+  push: (seq: number, envelope: string) => void,
+  log: Logger,
+): Promise<Feed> {
+  const consumer = await js.consumers.get(names.stream, {
+    name_prefix: `${names.namespace}-realtime`,
+    filter_subjects: names.subject,
+    deliver_policy: DeliverPolicy.StartSequence,
+    opt_start_seq: startSeq,
+  });
+  const messages = await consumer.consume({ max_messages: 1000 });
+  void (async () => {
+    for await (const status of messages.status()) {
+      if (status.type === 'heartbeats_missed' || status.type === 'ordered_consumer_recreated' || status.type === 'consumer_not_found') {
+        log.info({ status: status.type }, 'live feed status');
+      }
+    }
+  })();
+  const done = (async () => {
+    for await (const m of messages) push(m.seq, m.string());
+  })();
+  return {
+    done,
+    async stop() {
+      await messages.close();
+      await done;
+    },
+  };
+}
+
+/** Replays a range from the stream for one resuming client, with a short-lived ordered consumer. */
+export function createReplay(js: JetStreamClient, names: FalconNames): Replay {
+  return async (fromSeq, toSeq, deliver) => {
+    const consumer = await js.consumers.get(names.stream, {
+      name_prefix: `${names.namespace}-replay`,
+      filter_subjects: names.subject,
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: fromSeq,
+    });
+    const info = await consumer.info();
+    if (info.num_pending === 0) return toSeq;
+    const messages = await consumer.consume({ max_messages: 500 });
+    let last = fromSeq - 1;
+    try {
+      for await (const m of messages) {
+        if (m.seq > toSeq) break;
+        if (!(await deliver(m.seq, messageFrame(m.seq, m.string())))) break;
+        last = m.seq;
+        if (m.seq >= toSeq || m.info.pending === 0) break;
+      }
+    } finally {
+      await messages.close();
+    }
+    return last;
+  };
+}
+
+/** The stream's oldest seq, refreshed in the background; it only ever grows. */
+export function createStreamBounds(jsm: JetStreamManager, names: FalconNames, initialFirstSeq: number, log: Logger) {
+  let firstSeq = initialFirstSeq;
+  const fresh = async (): Promise<number> => {
+    const info = await jsm.streams.info(names.stream);
+    firstSeq = Math.max(firstSeq, info.state.first_seq);
+    return firstSeq;
+  };
+  const timer = setInterval(() => {
+    fresh().catch((err: unknown) => log.debug({ err }, 'stream info failed'));
+  }, 5_000);
+  timer.unref();
+  const bounds: StreamBounds & { stop(): void } = {
+    cachedFirstSeq: () => firstSeq,
+    freshFirstSeq: fresh,
+    stop: () => clearInterval(timer),
+  };
+  return bounds;
+}

@@ -1,0 +1,50 @@
+/**
+ * The most recent frames the gateway has pushed, by seq, in a fixed-size ring. A client that
+ * resumes within it is served from memory; older resumes replay from the stream.
+ */
+export class FrameHistory {
+  private readonly seqs: Float64Array;
+  private readonly frames: string[];
+  private start = 0;
+  private size = 0;
+
+  constructor(readonly capacity: number) {
+    this.seqs = new Float64Array(capacity);
+    this.frames = new Array<string>(capacity);
+  }
+
+  get length(): number {
+    return this.size;
+  }
+
+  /** Oldest seq held, or undefined when empty. */
+  get firstSeq(): number | undefined {
+    return this.size ? this.seqs[this.start] : undefined;
+  }
+
+  push(seq: number, frame: string): void {
+    if (this.capacity === 0) return;
+    const index = (this.start + this.size) % this.capacity;
+    this.seqs[index] = seq;
+    this.frames[index] = frame;
+    if (this.size < this.capacity) this.size += 1;
+    else this.start = (this.start + 1) % this.capacity;
+  }
+
+  /**
+   * Every frame with a seq greater than `since`, oldest first, if the ring still holds all of
+   * them (i.e. nothing after `since` has been evicted); undefined otherwise.
+   */
+  after(since: number, lastPushedSeq: number): string[] | undefined {
+    if (since >= lastPushedSeq) return [];
+    const first = this.firstSeq;
+    // The ring is contiguous from `first` on, so it covers `since` iff since >= first - 1.
+    if (first === undefined || since < first - 1) return undefined;
+    const out: string[] = [];
+    for (let i = 0; i < this.size; i++) {
+      const index = (this.start + i) % this.capacity;
+      if (this.seqs[index]! > since) out.push(this.frames[index]!);
+    }
+    return out;
+  }
+}

@@ -1,0 +1,161 @@
+// Falcon live page: plain JavaScript, no build step. Payloads are only ever written with
+// textContent, never as HTML.
+const MAX_ROWS = 500;
+const RECONNECT_MIN_MS = 250;
+const RECONNECT_MAX_MS = 10_000;
+
+const $ = (id) => document.getElementById(id);
+const els = {
+  conn: $('conn'), connText: $('conn-text'), rows: $('messages'), empty: $('empty'), notice: $('notice'),
+  lastSeq: $('stat-last-seq'), received: $('stat-received'), latency: $('stat-latency'), reconnects: $('stat-reconnects'),
+  form: $('send-form'), payload: $('payload'), result: $('send-result'),
+};
+
+const state = { lastSeq: undefined, received: 0, reconnects: 0, latencies: [], queue: [], ws: undefined, delay: RECONNECT_MIN_MS, config: { ingestUrl: '' } };
+
+function setConnection(kind, text) {
+  els.conn.dataset.state = kind;
+  els.connText.textContent = text;
+}
+
+function notice(text) {
+  els.notice.hidden = !text;
+  els.notice.textContent = text ?? '';
+}
+
+function median(values) {
+  if (values.length === 0) return undefined;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+function row(m) {
+  const tr = document.createElement('tr');
+  tr.className = 'fresh';
+  tr.dataset.seq = String(m.seq);
+  const cells = [
+    ['seq', String(m.seq)],
+    ['time', new Date(m.receivedAt).toLocaleTimeString(undefined, { hour12: false, fractionalSecondDigits: 3 })],
+    ['lat', `${m.latencyMs} ms`],
+    ['id', m.id],
+    ['payload', JSON.stringify(m.payload)],
+  ];
+  for (const [cls, text] of cells) {
+    const td = document.createElement('td');
+    td.className = cls;
+    td.textContent = text;
+    tr.appendChild(td);
+  }
+  return tr;
+}
+
+// Rendering is batched per animation frame and bounded to MAX_ROWS, so a burst of thousands of
+// messages costs one DOM update per frame rather than one per message.
+let renderScheduled = false;
+function render() {
+  renderScheduled = false;
+  const batch = state.queue.splice(0).slice(-MAX_ROWS);
+  if (batch.length === 0) return;
+  const fragment = document.createDocumentFragment();
+  for (let i = batch.length - 1; i >= 0; i--) fragment.appendChild(row(batch[i]));
+  els.rows.prepend(fragment);
+  while (els.rows.childElementCount > MAX_ROWS) els.rows.lastElementChild.remove();
+  els.empty.hidden = true;
+  els.lastSeq.textContent = String(state.lastSeq);
+  els.received.textContent = state.received.toLocaleString();
+  const p50 = median(state.latencies);
+  els.latency.textContent = p50 === undefined ? '–' : `${p50} ms`;
+}
+
+function onMessage(m) {
+  // The gateway guarantees order and no duplicates; this guard keeps the page honest anyway.
+  if (state.lastSeq !== undefined && m.seq <= state.lastSeq) return;
+  state.lastSeq = m.seq;
+  state.received += 1;
+  m.latencyMs = Math.max(0, Date.now() - Date.parse(m.receivedAt));
+  state.latencies.push(m.latencyMs);
+  if (state.latencies.length > 200) state.latencies.shift();
+  state.queue.push(m);
+  if (!renderScheduled) {
+    renderScheduled = true;
+    requestAnimationFrame(render);
+  }
+}
+
+function connect() {
+  const url = new URL('/ws', location.href);
+  url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  if (state.lastSeq !== undefined) url.searchParams.set('since', String(state.lastSeq));
+  const ws = new WebSocket(url);
+  state.ws = ws;
+  setConnection('connecting', state.lastSeq === undefined ? 'connecting…' : `resuming after #${state.lastSeq}…`);
+  ws.onmessage = (event) => {
+    const frame = JSON.parse(event.data);
+    if (frame.type === 'welcome') {
+      state.delay = RECONNECT_MIN_MS;
+      setConnection('live', 'live');
+      if (state.lastSeq !== undefined && !frame.recovered) {
+        notice(`Some messages after #${state.lastSeq} are no longer in the stream; older ones are available from the query API.`);
+      }
+      // From here on every message is ours: a reconnect resumes after this point.
+      if (state.lastSeq === undefined) {
+        state.lastSeq = frame.lastSeq;
+        els.lastSeq.textContent = String(frame.lastSeq);
+      }
+    } else if (frame.type === 'message') {
+      onMessage(frame);
+    }
+  };
+  ws.onclose = (event) => {
+    state.ws = undefined;
+    state.reconnects += 1;
+    els.reconnects.textContent = String(state.reconnects);
+    const wait = state.delay;
+    state.delay = Math.min(RECONNECT_MAX_MS, state.delay * 2);
+    setConnection('offline', `disconnected (${event.code}); retrying in ${(wait / 1000).toFixed(1)} s`);
+    setTimeout(connect, wait);
+  };
+}
+
+async function send(event) {
+  event.preventDefault();
+  els.result.className = '';
+  let body;
+  try {
+    body = JSON.parse(els.payload.value);
+  } catch (err) {
+    els.result.className = 'error';
+    els.result.textContent = `Not valid JSON: ${err.message}`;
+    return;
+  }
+  try {
+    const res = await fetch(new URL('/api/messages', state.config.ingestUrl || location.href), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'idempotency-key': crypto.randomUUID() },
+      body: JSON.stringify(body),
+    });
+    const answer = await res.json();
+    if (res.status === 202) {
+      els.result.textContent = `Accepted as #${answer.seq} (${answer.id})`;
+    } else {
+      els.result.className = 'error';
+      els.result.textContent = `${res.status}: ${answer.detail ?? answer.title}`;
+    }
+  } catch (err) {
+    els.result.className = 'error';
+    els.result.textContent = `Could not reach ingest: ${err.message}`;
+  }
+}
+
+async function start() {
+  try {
+    const res = await fetch('/config.json', { cache: 'no-store' });
+    if (res.ok) state.config = await res.json();
+  } catch {
+    // Posting falls back to this origin; the live view does not need the config.
+  }
+  els.form.addEventListener('submit', send);
+  connect();
+}
+
+start();

@@ -78,7 +78,9 @@ export function createApp(deps: AppDeps): Koa {
     bodyParser({
       enableTypes: ['json'],
       jsonLimit: deps.maxBytes,
-      jsonStrict: true,
+      // Not strict: null, numbers and strings parse here and get the clearer "must be an
+      // object" answer below.
+      jsonStrict: false,
       encoding: 'utf-8',
       onError: (err) => {
         const status = (err as { status?: number }).status;
@@ -90,7 +92,12 @@ export function createApp(deps: AppDeps): Koa {
     }),
     async (ctx) => {
       const body: unknown = ctx.request.body;
-      if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+      const raw = (ctx.request.rawBody ?? '').trim();
+      if (raw === '') {
+        deps.metrics.requests.inc({ outcome: 'rejected' });
+        throw problemError(400, 'invalid-json', 'body is empty; expected a JSON object');
+      }
+      if (typeof body !== 'object' || body === null || Array.isArray(body) || !raw.startsWith('{')) {
         deps.metrics.requests.inc({ outcome: 'rejected' });
         throw problemError(400, 'invalid-body', 'body must be a JSON object', [{ path: '', message: 'must be object' }]);
       }
@@ -114,7 +121,7 @@ export function createApp(deps: AppDeps): Koa {
       let accepted: AcceptedResponse;
       try {
         // The raw text, not a re-serialisation: the stored payload is the client's own bytes.
-        accepted = await deps.publisher.publish((ctx.request.rawBody ?? '').trim(), key);
+        accepted = await deps.publisher.publish(raw, key);
       } catch (err) {
         deps.metrics.requests.inc({ outcome: 'unavailable' });
         deps.log.warn({ err }, 'publish not acknowledged');

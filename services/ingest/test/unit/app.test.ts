@@ -1,0 +1,183 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { expect } from 'chai';
+import { Counter, createMetricsRegistry, createProbes, createSilentLogger, Histogram, type AcceptedResponse } from '@falcon/shared';
+import { createApp, readIdempotencyKey, type AppDeps } from '../../src/app.js';
+import { compilePayloadSchema } from '../../src/payload-schema.js';
+import { dedupeId, type Publisher } from '../../src/publisher.js';
+
+interface Published {
+  payloadJson: string;
+  key: string | undefined;
+}
+
+function fakePublisher(published: Published[], fail = false): Publisher {
+  return {
+    async publish(payloadJson, key) {
+      if (fail) throw new Error('timeout');
+      published.push({ payloadJson, key });
+      const answer: AcceptedResponse = { id: '0193f3c6-5a7e-7cc2-9a4b-2f3d1c0e9b11', seq: published.length, receivedAt: '2026-11-27T10:15:30.123Z', duplicate: false };
+      return answer;
+    },
+  };
+}
+
+async function serve(overrides: Partial<AppDeps>): Promise<{ url: string; server: Server }> {
+  const registry = createMetricsRegistry('ingest', 'test');
+  const probes = createProbes(registry, {});
+  probes.markStarted();
+  const app = createApp({
+    log: createSilentLogger(),
+    probes,
+    publisher: fakePublisher([]),
+    metrics: {
+      requests: new Counter({ name: 'r', help: 'r', labelNames: ['outcome'] as const, registers: [registry] }),
+      publishSeconds: new Histogram({ name: 'p', help: 'p', registers: [registry] }),
+    },
+    openApi: { openapi: '3.1.0' },
+    validatePayload: undefined,
+    canPublish: () => true,
+    maxBytes: 1024,
+    retryAfterSeconds: 2,
+    corsOrigins: '*',
+    ...overrides,
+  });
+  const server = createServer(app.callback());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
+}
+
+const post = (url: string, body: string, headers: Record<string, string> = { 'content-type': 'application/json' }) =>
+  fetch(`${url}/api/messages`, { method: 'POST', headers, body });
+
+describe('ingest POST /api/messages (fake stream)', () => {
+  let published: Published[];
+  let url: string;
+  let server: Server;
+
+  beforeEach(async () => {
+    published = [];
+    ({ url, server } = await serve({ publisher: fakePublisher(published) }));
+  });
+  afterEach(() => server.close());
+
+  it('answers 202 with id, seq, receivedAt, duplicate and a Location header', async () => {
+    const res = await post(url, '{"a":1}');
+    expect(res.status).to.equal(202);
+    expect(res.headers.get('location')).to.equal('/api/messages/0193f3c6-5a7e-7cc2-9a4b-2f3d1c0e9b11');
+    expect(await res.json()).to.deep.equal({ id: '0193f3c6-5a7e-7cc2-9a4b-2f3d1c0e9b11', seq: 1, receivedAt: '2026-11-27T10:15:30.123Z', duplicate: false });
+  });
+
+  it('publishes the body text exactly as sent and passes the Idempotency-Key', async () => {
+    const body = '{ "b" : [1, 2.50, "\\u00e9"], "a": {} }';
+    await post(url, body, { 'content-type': 'application/json; charset=utf-8', 'idempotency-key': 'order-42' });
+    expect(published).to.deep.equal([{ payloadJson: body, key: 'order-42' }]);
+  });
+
+  it('answers 415 for any other content type', async () => {
+    for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'application/jsonx']) {
+      const res = await post(url, '{"a":1}', { 'content-type': type });
+      expect(res.status, type).to.equal(415);
+      expect(res.headers.get('content-type')).to.equal('application/problem+json');
+    }
+    const res = await fetch(`${url}/api/messages`, { method: 'POST', body: '{"a":1}', headers: {} });
+    expect(res.status).to.equal(415);
+  });
+
+  it('answers 400 for malformed JSON and for bodies that are not objects', async () => {
+    for (const body of ['{"a":', '', '   ', 'null', 'true', '[1,2]', '"text"', '42', '{"a":1}{']) {
+      const res = await post(url, body);
+      expect(res.status, body).to.equal(400);
+      const problem = await res.json();
+      expect(problem).to.include.keys('type', 'title', 'status', 'detail');
+    }
+    expect(published).to.have.length(0);
+  });
+
+  it('answers 413 above the limit', async () => {
+    const res = await post(url, JSON.stringify({ a: 'x'.repeat(2000) }));
+    expect(res.status).to.equal(413);
+    expect((await res.json()).status).to.equal(413);
+  });
+
+  it('answers 400 for a bad Idempotency-Key', async () => {
+    for (const key of ['with space', 'x'.repeat(129), 'é']) {
+      const res = await post(url, '{}', { 'content-type': 'application/json', 'idempotency-key': encodeURI(key) === key ? key : key });
+      expect(res.status, key).to.equal(400);
+      expect((await res.json()).errors[0].path).to.equal('header:Idempotency-Key');
+    }
+  });
+
+  it('answers CORS preflight for the page and exposes Location', async () => {
+    const res = await fetch(`${url}/api/messages`, {
+      method: 'OPTIONS',
+      headers: { origin: 'http://127.0.0.1:8080', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,idempotency-key' },
+    });
+    expect(res.status).to.equal(204);
+    expect(res.headers.get('access-control-allow-origin')).to.equal('*');
+    expect(res.headers.get('access-control-allow-headers')).to.match(/Idempotency-Key/i);
+  });
+
+  it('answers 405 for other methods and 404 for other paths, as problems', async () => {
+    const del = await fetch(`${url}/api/messages`, { method: 'DELETE' });
+    expect(del.status).to.equal(405);
+    expect(del.headers.get('content-type')).to.equal('application/problem+json');
+    const missing = await fetch(`${url}/nope`);
+    expect(missing.status).to.equal(404);
+    expect((await missing.json()).status).to.equal(404);
+  });
+});
+
+describe('ingest when the stream cannot acknowledge', () => {
+  it('answers 503 with Retry-After at once while NATS is disconnected', async () => {
+    const { url, server } = await serve({ canPublish: () => false });
+    const res = await post(url, '{}');
+    expect(res.status).to.equal(503);
+    expect(res.headers.get('retry-after')).to.equal('2');
+    server.close();
+  });
+
+  it('answers 503 with Retry-After when the publish fails', async () => {
+    const { url, server } = await serve({ publisher: fakePublisher([], true) });
+    const res = await post(url, '{}');
+    expect(res.status).to.equal(503);
+    expect(res.headers.get('retry-after')).to.equal('2');
+    server.close();
+  });
+});
+
+describe('ingest payload schema', () => {
+  it('answers 400 with every violation as { path, message }', async () => {
+    const validatePayload = compilePayloadSchema({
+      type: 'object',
+      required: ['text'],
+      properties: { text: { type: 'string', maxLength: 5 }, at: { type: 'string', format: 'date-time' } },
+    });
+    const { url, server } = await serve({ validatePayload });
+    const bad = await post(url, '{"text":"too long","at":"yesterday"}');
+    expect(bad.status).to.equal(400);
+    const problem = await bad.json();
+    expect(problem.errors).to.deep.include.members([
+      { path: '/text', message: 'must NOT have more than 5 characters' },
+      { path: '/at', message: 'must match format "date-time"' },
+    ]);
+    expect((await post(url, '{"text":"ok"}')).status).to.equal(202);
+    server.close();
+  });
+});
+
+describe('readIdempotencyKey and dedupeId', () => {
+  it('accepts 1 to 128 visible ASCII characters', () => {
+    expect(readIdempotencyKey(undefined)).to.equal(undefined);
+    expect(readIdempotencyKey('a')).to.equal('a');
+    expect(readIdempotencyKey('~!'.repeat(64))).to.have.length(128);
+    for (const bad of ['', ' ', 'a b', '\t', 'x'.repeat(129), 'ü', ['a', 'b']]) {
+      expect(() => readIdempotencyKey(bad as string), String(bad)).to.throw();
+    }
+  });
+
+  it('keeps keys and generated ids in separate dedupe namespaces', () => {
+    expect(dedupeId('id-1')).to.equal('id:id-1');
+    expect(dedupeId('id-1', 'id-1')).to.equal('key:id-1');
+  });
+});

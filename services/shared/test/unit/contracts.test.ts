@@ -1,0 +1,58 @@
+import { expect } from 'chai';
+import {
+  encodeEnvelope,
+  falconNames,
+  messageFrame,
+  messageJson,
+  splitEnvelope,
+  welcomeFrame,
+  decodeEnvelope,
+} from '../../src/index.js';
+
+describe('falconNames', () => {
+  it('derives every name from the namespace', () => {
+    expect(falconNames('falcon')).to.deep.equal({
+      namespace: 'falcon',
+      stream: 'FALCON_MESSAGES',
+      subject: 'falcon.messages',
+      persisterConsumer: 'falcon-persister',
+      deadLetterStream: 'FALCON_DEAD_LETTERS',
+      deadLetterSubject: 'falcon.dead-letters',
+    });
+  });
+
+  it('refuses a namespace that would make an invalid subject or stream name', () => {
+    for (const bad of ['', 'Falcon', 'a.b', 'a b', '9lives', 'x'.repeat(33)]) {
+      expect(() => falconNames(bad), bad).to.throw(/invalid namespace/);
+    }
+  });
+});
+
+describe('message envelope', () => {
+  const id = '0193f3c6-5a7e-7cc2-9a4b-2f3d1c0e9b11';
+  const receivedAt = '2026-11-27T10:15:30.123Z';
+  const payload = '{"text":"hi \\"there\\"","n":[1,2,{"x":null}],"u":"\\u0000"}';
+
+  it('round-trips through splitEnvelope without touching the payload text', () => {
+    const envelope = encodeEnvelope(id, receivedAt, payload);
+    expect(splitEnvelope(envelope)).to.deep.equal({ id, receivedAt, payloadJson: payload });
+    expect(decodeEnvelope(envelope)).to.deep.equal({ id, receivedAt, payload: JSON.parse(payload) });
+  });
+
+  it('builds the contract frame with seq spliced in, as valid JSON', () => {
+    const frame = JSON.parse(messageFrame(42, encodeEnvelope(id, receivedAt, payload)));
+    expect(frame).to.deep.equal({ type: 'message', seq: 42, id, receivedAt, payload: JSON.parse(payload) });
+    expect(Object.keys(frame)).to.deep.equal(['type', 'seq', 'id', 'receivedAt', 'payload']);
+    expect(JSON.parse(messageJson(7, encodeEnvelope(id, receivedAt, '{}')))).to.deep.equal({ seq: 7, id, receivedAt, payload: {} });
+  });
+
+  it('builds the welcome frame', () => {
+    expect(JSON.parse(welcomeFrame(12, true))).to.deep.equal({ type: 'welcome', lastSeq: 12, recovered: true });
+  });
+
+  it('rejects text that is not an envelope', () => {
+    for (const bad of ['', '{}', '{"id":"x","receivedAt":"y","payload":{}}', `{"id":"${id}","receivedAt":"${receivedAt}","payload":[1]`]) {
+      expect(() => splitEnvelope(bad), bad).to.throw(/not a Falcon envelope/);
+    }
+  });
+});

@@ -1,0 +1,116 @@
+/**
+ * Real NATS JetStream and Postgres for integration tests: NATS_URL and DATABASE_URL when set,
+ * otherwise testcontainers where a container engine exists, otherwise the local defaults.
+ * Each test file isolates itself with its own namespace (stream, subject, consumer names) and
+ * its own database, both removed afterwards.
+ */
+import { existsSync } from 'node:fs';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect, nuid, type NatsConnection } from '@nats-io/transport-node';
+import pg from 'pg';
+import { falconNames, type FalconNames } from '@falcon/shared';
+import { ROOT } from '../scripts/stack.js';
+
+interface Endpoints {
+  natsUrl: string;
+  databaseUrl: string;
+}
+
+let endpoints: Promise<Endpoints> | undefined;
+
+function containerEngine(): boolean {
+  return Boolean(process.env['DOCKER_HOST']) || existsSync('/var/run/docker.sock');
+}
+
+async function fromContainers(): Promise<Endpoints> {
+  const { GenericContainer, Wait } = await import('testcontainers');
+  const { PostgreSqlContainer } = await import('@testcontainers/postgresql');
+  const nats = await new GenericContainer('nats:2.10-alpine').withCommand(['-js']).withExposedPorts(4222).withWaitStrategy(Wait.forLogMessage(/Server is ready/)).start();
+  const postgres = await new PostgreSqlContainer('postgres:15-alpine').withUsername('postgres').withPassword('postgres').start();
+  return {
+    natsUrl: `nats://${nats.getHost()}:${nats.getMappedPort(4222)}`,
+    databaseUrl: `postgres://postgres:postgres@${postgres.getHost()}:${postgres.getMappedPort(5432)}/postgres`,
+  };
+}
+
+async function docker(): Promise<boolean> {
+  if (!containerEngine()) return false;
+  try {
+    const { getContainerRuntimeClient } = await import('testcontainers');
+    await getContainerRuntimeClient();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function testEndpoints(): Promise<Endpoints> {
+  endpoints ??= (async () => {
+    const natsUrl = process.env['NATS_URL'];
+    const databaseUrl = process.env['DATABASE_URL'];
+    if (natsUrl && databaseUrl) return { natsUrl, databaseUrl };
+    if (await docker()) {
+      const started = await fromContainers();
+      return { natsUrl: natsUrl ?? started.natsUrl, databaseUrl: databaseUrl ?? started.databaseUrl };
+    }
+    return { natsUrl: natsUrl ?? 'nats://127.0.0.1:4222', databaseUrl: databaseUrl ?? 'postgres://postgres@127.0.0.1:5432/postgres' };
+  })();
+  return endpoints;
+}
+
+export interface TestNats {
+  url: string;
+  nc: NatsConnection;
+  names: FalconNames;
+  /** Deletes this file's streams and closes the connection. */
+  cleanup(): Promise<void>;
+}
+
+export async function testNats(): Promise<TestNats> {
+  const { natsUrl } = await testEndpoints();
+  const names = falconNames(`t${nuid.next().toLowerCase().slice(-12)}`);
+  const nc = await connect({ servers: natsUrl.split(',') });
+  return {
+    url: natsUrl,
+    nc,
+    names,
+    async cleanup() {
+      const jsm = await jetstreamManager(nc);
+      for (const stream of [names.stream, names.deadLetterStream]) await jsm.streams.delete(stream).catch(() => false);
+      await nc.close();
+    },
+  };
+}
+
+export interface TestDatabase {
+  url: string;
+  pool: pg.Pool;
+  cleanup(): Promise<void>;
+}
+
+/** A fresh database with Falcon's schema applied by the real migrations. */
+export async function testDatabase(): Promise<TestDatabase> {
+  const { databaseUrl } = await testEndpoints();
+  const name = `falcon_t_${nuid.next().toLowerCase()}`;
+  const admin = new pg.Client({ connectionString: databaseUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(databaseUrl);
+  url.pathname = `/${name}`;
+  const { runMigrations } = (await import(`${ROOT}/services/persister/dist/migrate.js`)) as typeof import('../services/persister/src/migrate.js');
+  const { createSilentLogger } = await import('@falcon/shared');
+  await runMigrations(url.toString(), createSilentLogger());
+  const pool = new pg.Pool({ connectionString: url.toString(), max: 4 });
+  return {
+    url: url.toString(),
+    pool,
+    async cleanup() {
+      await pool.end();
+      const client = new pg.Client({ connectionString: databaseUrl });
+      await client.connect();
+      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await client.end();
+    },
+  };
+}

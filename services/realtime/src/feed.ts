@@ -1,4 +1,5 @@
 import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { nuid } from '@nats-io/transport-node';
 import { messageFrame, type FalconNames, type Logger } from '@falcon/shared';
 import type { Replay, StreamBounds } from './gateway.js';
 
@@ -21,7 +22,9 @@ export async function startFeed(
   log: Logger,
 ): Promise<Feed> {
   const consumer = await js.consumers.get(names.stream, {
-    name_prefix: `${names.namespace}-realtime`,
+    // Unique per consumer: the client names an ordered consumer prefix_1, prefix_2, ..., so a
+    // shared prefix would make two replicas replace each other's consumer on the server.
+    name_prefix: `${names.namespace}-realtime-${nuid.next()}`,
     filter_subjects: names.subject,
     deliver_policy: DeliverPolicy.StartSequence,
     opt_start_seq: startSeq,
@@ -50,7 +53,7 @@ export async function startFeed(
 export function createReplay(js: JetStreamClient, names: FalconNames): Replay {
   return async (fromSeq, toSeq, deliver) => {
     const consumer = await js.consumers.get(names.stream, {
-      name_prefix: `${names.namespace}-replay`,
+      name_prefix: `${names.namespace}-replay-${nuid.next()}`,
       filter_subjects: names.subject,
       deliver_policy: DeliverPolicy.StartSequence,
       opt_start_seq: fromSeq,

@@ -1,0 +1,161 @@
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { expect } from 'chai';
+import {
+  Counter,
+  createSilentLogger,
+  DEFAULT_CONSUMER_OPTIONS,
+  DEFAULT_STREAM_OPTIONS,
+  encodeEnvelope,
+  ensureMessagesStream,
+  ensurePersisterConsumer,
+  Histogram,
+  newMessageId,
+  Registry,
+} from '@falcon/shared';
+import { createBatchHandler } from '../../src/batch.js';
+import { runMigrations } from '../../src/migrate.js';
+import { startPersister, type Persister } from '../../src/persister.js';
+import { createMessageStore, type MessageStore } from '../../src/store.js';
+import { testDatabase, testNats, type TestDatabase, type TestNats } from '../../../../test-support/infra.js';
+import { waitFor } from '../../../../scripts/stack.js';
+
+function metrics() {
+  const registers = [new Registry()];
+  return {
+    messages: new Counter({ name: 'm', help: 'm', labelNames: ['outcome'] as const, registers }),
+    batchSeconds: new Histogram({ name: 's', help: 's', registers }),
+    batchSize: new Histogram({ name: 'z', help: 'z', registers }),
+  };
+}
+
+describe('persister against JetStream and Postgres', function () {
+  this.timeout(60_000);
+  let nats: TestNats;
+  let db: TestDatabase;
+  let js: JetStreamClient;
+  let jsm: JetStreamManager;
+  const running: Persister[] = [];
+
+  async function start(store: MessageStore = createMessageStore(db.pool), batchSize = 200): Promise<Persister> {
+    const consumer = await js.consumers.get(nats.names.stream, nats.names.persisterConsumer);
+    const persister = startPersister({
+      messages: await consumer.consume({ max_messages: batchSize * 2 }),
+      handle: createBatchHandler({ store, log: createSilentLogger(), maxDeliver: 5 }),
+      batchSize,
+      log: createSilentLogger(),
+      metrics: metrics(),
+    });
+    running.push(persister);
+    return persister;
+  }
+
+  async function publish(count: number, payload = (i: number) => `{"i":${i}}`): Promise<number[]> {
+    const acks = await Promise.all(
+      Array.from({ length: count }, (_, i) => js.publish(nats.names.subject, encodeEnvelope(newMessageId(), new Date().toISOString(), payload(i)))),
+    );
+    return acks.map((a) => a.seq);
+  }
+
+  const rowCount = async () => Number((await db.pool.query('SELECT count(*) AS n FROM messages')).rows[0].n);
+  const pending = async () => {
+    const info = await jsm.consumers.info(nats.names.stream, nats.names.persisterConsumer);
+    return info.num_pending + info.num_ack_pending;
+  };
+
+  beforeEach(async () => {
+    nats = await testNats();
+    db = await testDatabase();
+    js = jetstream(nats.nc);
+    jsm = await jetstreamManager(nats.nc);
+    await ensureMessagesStream(jsm, nats.names, DEFAULT_STREAM_OPTIONS);
+    await ensurePersisterConsumer(jsm, nats.names, DEFAULT_CONSUMER_OPTIONS);
+  });
+
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((p) => p.stop()));
+    await nats.cleanup();
+    await db.cleanup();
+  });
+
+  it('stores every message exactly once with the envelope fields and acks them all', async () => {
+    const seqs = await publish(1000);
+    await start();
+    await waitFor('1000 rows', async () => (await rowCount()) === 1000);
+    await waitFor('the consumer to drain', async () => (await pending()) === 0);
+    const rows = await db.pool.query('SELECT seq, payload::text AS payload FROM messages ORDER BY seq');
+    expect(rows.rows.map((r) => r.seq)).to.deep.equal(seqs);
+    expect(rows.rows[10].payload).to.equal('{"i":10}');
+  });
+
+  it('lets two replicas share the durable consumer and still store each message once', async () => {
+    let first = 0;
+    let second = 0;
+    const counting = (add: (n: number) => void): MessageStore => {
+      const store = createMessageStore(db.pool);
+      return { insert: async (rows) => { add(rows.length); return store.insert(rows); }, deadLetter: store.deadLetter };
+    };
+    await start(counting((n) => (first += n)), 50);
+    await start(counting((n) => (second += n)), 50);
+    await publish(3000);
+    await waitFor('3000 rows', async () => (await rowCount()) === 3000);
+    await waitFor('the consumer to drain', async () => (await pending()) === 0);
+    const distinct = await db.pool.query('SELECT count(DISTINCT seq) AS n FROM messages');
+    expect(Number(distinct.rows[0].n)).to.equal(3000);
+    expect(first, 'first replica took work').to.be.greaterThan(0);
+    expect(second, 'second replica took work').to.be.greaterThan(0);
+  });
+
+  it('keeps messages through a database outage and stores them once it is back', async () => {
+    let down = true;
+    const store = createMessageStore(db.pool);
+    const flaky: MessageStore = {
+      insert: async (rows) => {
+        if (down) throw Object.assign(new Error('connection refused'), { code: 'ECONNREFUSED' });
+        return store.insert(rows);
+      },
+      deadLetter: store.deadLetter,
+    };
+    await start(flaky);
+    await publish(100);
+    await waitFor('messages to be delivered and refused', async () => (await jsm.consumers.info(nats.names.stream, nats.names.persisterConsumer)).num_redelivered > 0);
+    expect(await rowCount()).to.equal(0);
+    down = false;
+    await waitFor('100 rows after recovery', async () => (await rowCount()) === 100, 30_000);
+    await waitFor('the consumer to drain', async () => (await pending()) === 0, 30_000);
+  });
+
+  it('dead-letters a message Postgres rejects while the rest of its batch is stored', async () => {
+    await publish(20, (i) => (i === 7 ? '{"broken": }' : `{"i":${i}}`));
+    await start();
+    await waitFor('19 rows', async () => (await rowCount()) === 19);
+    await waitFor('a dead letter', async () => Number((await db.pool.query('SELECT count(*) AS n FROM dead_letters')).rows[0].n) === 1);
+    const dead = (await db.pool.query('SELECT seq, reason, envelope FROM dead_letters')).rows[0];
+    expect(dead.reason).to.match(/22P02|invalid input syntax for type json/);
+    expect(dead.envelope).to.contain('{"broken": }');
+    await waitFor('the consumer to drain', async () => (await pending()) === 0);
+  });
+
+  it('finishes and acks the batch in hand when stopped', async () => {
+    await publish(500);
+    const persister = await start();
+    await waitFor('some rows', async () => (await rowCount()) > 0);
+    await persister.stop();
+    running.splice(running.indexOf(persister), 1);
+    await nats.nc.flush();
+    const maxStored = Number((await db.pool.query('SELECT coalesce(max(seq), 0) AS m FROM messages')).rows[0].m);
+    expect(maxStored).to.be.greaterThan(0);
+    const info = await jsm.consumers.info(nats.names.stream, nats.names.persisterConsumer);
+    // Batches are written in order, so rows 1..maxStored are stored; every one was acked.
+    expect(info.ack_floor.stream_seq).to.be.at.least(maxStored);
+    await start();
+    await waitFor('all 500 rows after a restart', async () => (await rowCount()) === 500);
+    const distinct = await db.pool.query('SELECT count(DISTINCT seq) AS n FROM messages');
+    expect(Number(distinct.rows[0].n)).to.equal(500);
+  });
+
+  it('runs migrations idempotently, even concurrently', async () => {
+    const log = createSilentLogger();
+    const results = await Promise.all([runMigrations(db.url, log), runMigrations(db.url, log)]);
+    expect(results).to.deep.equal([[], []]);
+  });
+});

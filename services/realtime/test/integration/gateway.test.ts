@@ -1,0 +1,153 @@
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { expect } from 'chai';
+import { createSilentLogger, DEFAULT_STREAM_OPTIONS, encodeEnvelope, ensureMessagesStream, newMessageId } from '@falcon/shared';
+import { loadConfig } from '../../src/config.js';
+import { startRealtime, type RealtimeService } from '../../src/service.js';
+import { testNats, type TestNats } from '../../../../test-support/infra.js';
+import { openClient, type TestClient } from '../../../../test-support/ws-client.js';
+import { waitFor } from '../../../../scripts/stack.js';
+
+describe('realtime gateway against JetStream', function () {
+  this.timeout(60_000);
+  let nats: TestNats;
+  let js: JetStreamClient;
+  let jsm: JetStreamManager;
+  const services: RealtimeService[] = [];
+  const clients: TestClient[] = [];
+
+  async function gateway(env: Record<string, string> = {}): Promise<string> {
+    const config = loadConfig({ PORT: '0', FALCON_NAMESPACE: nats.names.namespace, ...env });
+    const service = await startRealtime(config, nats.names, { nc: nats.nc, isConnected: () => true }, createSilentLogger(), 'test');
+    services.push(service);
+    return `ws://127.0.0.1:${service.port}/ws`;
+  }
+
+  async function client(url: string): Promise<TestClient> {
+    const c = await openClient(url);
+    clients.push(c);
+    return c;
+  }
+
+  async function publish(count: number): Promise<number[]> {
+    const seqs: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const ack = await js.publish(nats.names.subject, encodeEnvelope(newMessageId(), new Date().toISOString(), `{"i":${i}}`));
+      seqs.push(ack.seq);
+    }
+    return seqs;
+  }
+
+  const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+  beforeEach(async () => {
+    nats = await testNats();
+    js = jetstream(nats.nc);
+    jsm = await jetstreamManager(nats.nc);
+    await ensureMessagesStream(jsm, nats.names, DEFAULT_STREAM_OPTIONS);
+  });
+
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.close()));
+    for (const s of services.splice(0)) for (const step of [...s.steps].reverse()) await step.run();
+    await nats.cleanup();
+  });
+
+  it('greets with welcome and then pushes every new message in seq order', async () => {
+    await publish(3);
+    const url = await gateway();
+    const c = await client(url);
+    await waitFor('welcome', () => c.frames.length > 0);
+    expect(c.frames[0]).to.deep.equal({ type: 'welcome', lastSeq: 3, recovered: false });
+    await publish(50);
+    await c.waitForSeq(53);
+    expect(c.seqs()).to.deep.equal(range(4, 53));
+    const frame = c.frames[1]!;
+    expect(Object.keys(frame)).to.deep.equal(['type', 'seq', 'id', 'receivedAt', 'payload']);
+    expect(frame.payload).to.deep.equal({ i: 0 });
+  });
+
+  it('resumes from memory with since: no gap, no duplicate', async () => {
+    const url = await gateway();
+    await publish(20);
+    await waitFor('gateway to see 20', () => services[0]!.gateway.lastSeq() === 20);
+    const c = await client(`${url}?since=12`);
+    await c.waitForSeq(20);
+    expect(c.frames[0]).to.deep.equal({ type: 'welcome', lastSeq: 20, recovered: true });
+    await publish(5);
+    await c.waitForSeq(25);
+    expect(c.seqs()).to.deep.equal(range(13, 25));
+  });
+
+  it('replays from the stream beyond memory, while new messages keep arriving, with no gap and no duplicate', async () => {
+    await publish(300);
+    const url = await gateway({ REALTIME_HISTORY_SIZE: '10' });
+    await publish(100);
+    await waitFor('gateway to see 400', () => services[0]!.gateway.lastSeq() === 400);
+    const c = await client(`${url}?since=5`);
+    const more = publish(200);
+    await more;
+    await c.waitForSeq(600);
+    expect(c.frames[0]).to.include({ type: 'welcome', recovered: true });
+    expect(c.seqs()).to.deep.equal(range(6, 600));
+  });
+
+  it('says recovered false when the stream no longer holds since + 1, then goes live', async () => {
+    await publish(30);
+    await jsm.streams.purge(nats.names.stream, { keep: 10 });
+    const url = await gateway();
+    const c = await client(`${url}?since=5`);
+    await waitFor('welcome', () => c.frames.length > 0);
+    expect(c.frames[0]).to.deep.equal({ type: 'welcome', lastSeq: 30, recovered: false });
+    await publish(2);
+    await c.waitForSeq(32);
+    expect(c.seqs()).to.deep.equal([31, 32]);
+  });
+
+  it('delivers the identical sequence through two replicas', async () => {
+    const a = await client(await gateway());
+    const b = await client(await gateway());
+    await publish(200);
+    await a.waitForSeq(200);
+    await b.waitForSeq(200);
+    expect(a.seqs()).to.deep.equal(range(1, 200));
+    expect(b.seqs()).to.deep.equal(a.seqs());
+    expect(b.frames.slice(1)).to.deep.equal(a.frames.slice(1));
+  });
+
+  it('refuses a bad since with a 400 problem', async () => {
+    const url = await gateway();
+    for (const since of ['-1', 'abc', '1.5']) {
+      let status = 0;
+      await openClient(`${url}?since=${since}`).catch((err: { status: number }) => {
+        status = err.status;
+      });
+      expect(status, since).to.equal(400);
+    }
+  });
+
+  it('serves the live page, its config, and the probes', async () => {
+    const ws = await gateway();
+    const http = ws.replace('ws://', 'http://').replace('/ws', '');
+    const page = await fetch(`${http}/`);
+    expect(page.status).to.equal(200);
+    expect(page.headers.get('content-type')).to.match(/text\/html/);
+    expect(await page.text()).to.contain('Falcon');
+    expect((await fetch(`${http}/app.js`)).status).to.equal(200);
+    expect(await (await fetch(`${http}/config.json`)).json()).to.deep.equal({ ingestUrl: 'http://127.0.0.1:8081' });
+    expect((await fetch(`${http}/healthz`)).status).to.equal(200);
+    expect((await fetch(`${http}/readyz`)).status).to.equal(200);
+    expect(await (await fetch(`${http}/metrics`)).text()).to.contain('falcon_realtime_clients');
+    const missing = await fetch(`${http}/nope`);
+    expect(missing.status).to.equal(404);
+    expect(missing.headers.get('content-type')).to.equal('application/problem+json');
+  });
+
+  it('closes clients with 1001 on shutdown so they reconnect elsewhere', async () => {
+    const c = await client(await gateway());
+    await waitFor('welcome', () => c.frames.length > 0);
+    const service = services.pop()!;
+    for (const step of [...service.steps].reverse()) await step.run();
+    const { code } = await c.closed;
+    expect(code).to.equal(1001);
+  });
+});

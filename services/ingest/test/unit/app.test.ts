@@ -97,14 +97,14 @@ describe('ingest POST /api/messages (fake stream)', () => {
   it('answers 413 above the limit', async () => {
     const res = await post(url, JSON.stringify({ a: 'x'.repeat(2000) }));
     expect(res.status).to.equal(413);
-    expect((await res.json()).status).to.equal(413);
+    expect(((await res.json()) as { status: number }).status).to.equal(413);
   });
 
   it('answers 400 for a bad Idempotency-Key', async () => {
     for (const key of ['with space', 'x'.repeat(129), 'é']) {
       const res = await post(url, '{}', { 'content-type': 'application/json', 'idempotency-key': encodeURI(key) === key ? key : key });
       expect(res.status, key).to.equal(400);
-      expect((await res.json()).errors[0].path).to.equal('header:Idempotency-Key');
+      expect(((await res.json()) as { errors: { path: string }[] }).errors[0]!.path).to.equal('header:Idempotency-Key');
     }
   });
 
@@ -124,7 +124,7 @@ describe('ingest POST /api/messages (fake stream)', () => {
     expect(del.headers.get('content-type')).to.equal('application/problem+json');
     const missing = await fetch(`${url}/nope`);
     expect(missing.status).to.equal(404);
-    expect((await missing.json()).status).to.equal(404);
+    expect(((await missing.json()) as { status: number }).status).to.equal(404);
   });
 });
 
@@ -156,7 +156,7 @@ describe('ingest payload schema', () => {
     const { url, server } = await serve({ validatePayload });
     const bad = await post(url, '{"text":"too long","at":"yesterday"}');
     expect(bad.status).to.equal(400);
-    const problem = await bad.json();
+    const problem = (await bad.json()) as { errors: unknown[] };
     expect(problem.errors).to.deep.include.members([
       { path: '/text', message: 'must NOT have more than 5 characters' },
       { path: '/at', message: 'must match format "date-time"' },

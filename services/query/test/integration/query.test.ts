@@ -65,10 +65,10 @@ describe('query against Postgres', function () {
   it('pages with after and limit and links the next page while more rows exist', async () => {
     await insert(5, 6);
     const first = await fetch(`${url}/api/messages?after=0&limit=4`);
-    expect((await first.json()).map((m: { seq: number }) => m.seq)).to.deep.equal([1, 2, 3, 4]);
+    expect(((await first.json()) as { seq: number }[]).map((m: { seq: number }) => m.seq)).to.deep.equal([1, 2, 3, 4]);
     expect(first.headers.get('link')).to.equal('</api/messages?after=4&limit=4>; rel="next"');
     const last = await fetch(`${url}/api/messages?after=8&limit=4`);
-    expect((await last.json()).map((m: { seq: number }) => m.seq)).to.deep.equal([9, 10]);
+    expect(((await last.json()) as { seq: number }[]).map((m: { seq: number }) => m.seq)).to.deep.equal([9, 10]);
     expect(last.headers.get('link')).to.equal(null);
     const exact = await fetch(`${url}/api/messages?after=6&limit=4`);
     expect(exact.headers.get('link')).to.equal(null);
@@ -92,7 +92,7 @@ describe('query against Postgres', function () {
     for (const query of ['after=-1', 'limit=0', 'limit=1001', 'after=x', 'foo=bar', 'limit=1&limit=2']) {
       const res = await fetch(`${url}/api/messages?${query}`);
       expect(res.status, query).to.equal(400);
-      expect((await res.json()).errors).to.be.an('array').that.is.not.empty;
+      expect(((await res.json()) as { errors: unknown }).errors).to.be.an('array').that.is.not.empty;
     }
   });
 
@@ -108,7 +108,7 @@ describe('query against Postgres', function () {
     await db.pool.query(`INSERT INTO dead_letters (seq, id, received_at, deliveries, reason, envelope) VALUES (99999, NULL, NULL, 3, 'undecodable', 'garbage')`);
     const res = await fetch(`${url}/api/dead-letters`);
     expect(res.status).to.equal(200);
-    const [entry] = await res.json();
+    const [entry] = (await res.json()) as Record<string, unknown>[];
     expect(entry).to.include({ seq: 99999, deliveries: 3, reason: 'undecodable', envelope: 'garbage' });
   });
 });

@@ -25,5 +25,5 @@ const result = await autocannon({
   overallRate: values.rate ? Number(values.rate) : undefined,
 });
 process.stdout.write(autocannon.printResult(result));
-const accepted = result.statusCodeStats['202']?.count ?? 0;
+const accepted = result.statusCodeStats?.['202']?.count ?? 0;
 console.log(`accepted ${accepted} of ${result.requests.total} (${Math.round(accepted / result.duration)}/s), non-2xx ${result.non2xx}, errors ${result.errors}`);

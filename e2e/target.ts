@@ -20,6 +20,7 @@ export interface Target {
 
 export interface LocalStack extends Target {
   stack: Stack;
+  databaseUrl: string;
   stop(): Promise<void>;
 }
 
@@ -44,6 +45,7 @@ export async function startLocalStack(options: Partial<Pick<StackOptions, 'repli
     realtime: stack.urls.realtime,
     persister: stack.urls.persister,
     stack,
+    databaseUrl: databaseUrl.toString(),
     async stop() {
       await stack.stop();
       const nc = await connect({ servers: infra.natsUrl.split(',') });

@@ -258,7 +258,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     // Ingest first: it owns the stream, which the others wait for.
     for (const service of ['ingest', 'persister', 'query', 'realtime'] as const) {
       const started = await Promise.all(Array.from({ length: replicas[service] }, (_, i) => start(service, i + 1)));
-      if (service === 'ingest' || service === 'query') stack.urls[service] = started[0]!.url;
+      if (service === 'ingest' || service === 'query') stack.urls[service] = started[0]?.url ?? '';
       else stack.urls[service] = started.map((p) => p.url);
     }
   } catch (err) {

@@ -212,6 +212,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         DATABASE_URL: options.databaseUrl,
         FALCON_NAMESPACE: namespace,
         PORT: String(port),
+        // The page posts to this stack's ingest, wherever its port landed.
+        ...(service === 'realtime' && stack.urls.ingest ? { REALTIME_PUBLIC_INGEST_URL: stack.urls.ingest } : {}),
         ...options.env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -7,6 +7,7 @@ const RECONNECT_MAX_MS = 10_000;
 const $ = (id) => document.getElementById(id);
 const els = {
   conn: $('conn'), connText: $('conn-text'), rows: $('messages'), empty: $('empty'), notice: $('notice'),
+  pipe: { received: $('pipe-received'), persisted: $('pipe-persisted'), backlog: $('pipe-backlog'), backlogDetail: $('pipe-backlog-detail'), clients: $('pipe-clients') },
   lastSeq: $('stat-last-seq'), received: $('stat-received'), latency: $('stat-latency'), reconnects: $('stat-reconnects'),
   form: $('send-form'), payload: $('payload'), result: $('send-result'),
 };
@@ -35,7 +36,7 @@ function row(m) {
   tr.dataset.seq = String(m.seq);
   const cells = [
     ['seq', String(m.seq)],
-    ['time', new Date(m.receivedAt).toLocaleTimeString(undefined, { hour12: false, fractionalSecondDigits: 3 })],
+    ['time', new Date(m.receivedAt).toLocaleTimeString(undefined, { hour12: false, hour: '2-digit', minute: '2-digit', second: '2-digit', fractionalSecondDigits: 3 })],
     ['lat', `${m.latencyMs} ms`],
     ['id', m.id],
     ['payload', JSON.stringify(m.payload)],
@@ -147,6 +148,27 @@ async function send(event) {
   }
 }
 
+const fmt = (n) => (n === null || n === undefined ? '–' : Number(n).toLocaleString());
+
+// The pipeline's counters come from the gateway, which reads them from JetStream itself.
+async function pollStatus() {
+  try {
+    const res = await fetch('/status.json', { cache: 'no-store' });
+    if (res.ok) {
+      const s = await res.json();
+      els.pipe.received.textContent = fmt(s.received);
+      els.pipe.persisted.textContent = fmt(s.persisted);
+      const backlog = s.pending === null || s.pending === undefined ? null : s.pending + s.unacknowledged;
+      els.pipe.backlog.textContent = fmt(backlog);
+      els.pipe.backlogDetail.textContent = `${fmt(s.pending)} pending · ${fmt(s.unacknowledged)} unacknowledged`;
+      els.pipe.clients.textContent = fmt(s.clients);
+    }
+  } catch {
+    // The connection badge already says the gateway is away.
+  }
+  setTimeout(pollStatus, 1000);
+}
+
 async function start() {
   try {
     const res = await fetch('/config.json', { cache: 'no-store' });
@@ -156,6 +178,7 @@ async function start() {
   }
   els.form.addEventListener('submit', send);
   connect();
+  pollStatus();
 }
 
 start();

@@ -33,6 +33,8 @@ export interface StreamBounds {
   cachedFirstSeq(): number;
   /** Asks the stream now. */
   freshFirstSeq(): Promise<number>;
+  /** The pipeline's counters as last read from JetStream, for the page. */
+  status(): object | undefined;
 }
 
 export interface GatewayDeps {
@@ -224,6 +226,13 @@ export function createGateway(deps: GatewayDeps): Gateway {
 
   app.get('/config.json', (res, req) => {
     const body = JSON.stringify(deps.pageConfig(req.getHeader('host')));
+    res.cork(() => {
+      res.writeHeader('content-type', 'application/json').writeHeader('cache-control', 'no-store').end(body);
+    });
+  });
+
+  app.get('/status.json', (res) => {
+    const body = JSON.stringify({ ...deps.bounds.status(), clients: sockets.size, gatewayLastSeq: lastSeq });
     res.cork(() => {
       res.writeHeader('content-type', 'application/json').writeHeader('cache-control', 'no-store').end(body);
     });

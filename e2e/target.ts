@@ -25,19 +25,22 @@ export interface LocalStack extends Target {
 }
 
 /** A fresh local stack: its own database and stream namespace, removed by stop(). */
-export async function startLocalStack(options: Partial<Pick<StackOptions, 'replicas' | 'env'>> = {}): Promise<LocalStack> {
+export async function startLocalStack(
+  options: Partial<Pick<StackOptions, 'replicas' | 'env'>> & { natsUrl?: string; databaseUrl?: string } = {},
+): Promise<LocalStack> {
   const infra: Infra = await ensureInfra(process.env, () => {});
+  const { natsUrl, databaseUrl: databaseOverride, ...stackOptions } = options;
   const id = nuid.next().toLowerCase().slice(-10);
   const namespace = `e2e${id}`;
   const database = `falcon_e2e_${id}`;
-  const databaseUrl = new URL(infra.databaseUrl);
+  const databaseUrl = new URL(databaseOverride ?? infra.databaseUrl);
   databaseUrl.pathname = `/${database}`;
   const stack = await startStack({
-    natsUrl: infra.natsUrl,
+    natsUrl: natsUrl ?? infra.natsUrl,
     databaseUrl: databaseUrl.toString(),
     namespace,
     logs: { dir: join(ROOT, '.falcon', 'logs', namespace) },
-    ...options,
+    ...stackOptions,
   });
   return {
     ingest: stack.urls.ingest,

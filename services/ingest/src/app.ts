@@ -31,12 +31,29 @@ export interface AppDeps {
   /** False while NATS is disconnected: answer 503 at once rather than after the timeout. */
   canPublish: () => boolean;
   maxBytes: number;
+  /** Deepest nesting accepted; Postgres refuses JSON nested ~20,000 levels deep. */
+  maxDepth: number;
   retryAfterSeconds: number;
   corsOrigins: string;
 }
 
 /** 1 to 128 visible ASCII characters (RFC 9110 VCHAR), as the contract says. */
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
+
+/** How deeply a parsed JSON value nests (an empty object or array counts as one level). */
+export function jsonDepth(value: unknown): number {
+  let deepest = 0;
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop()!;
+    if (typeof node !== 'object' || node === null) continue;
+    if (depth > deepest) deepest = depth;
+    for (const child of Array.isArray(node) ? node : Object.values(node)) {
+      if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+    }
+  }
+  return deepest;
+}
 
 export function readIdempotencyKey(value: string | string[] | undefined): string | undefined {
   if (value === undefined) return undefined;
@@ -107,6 +124,12 @@ export function createApp(deps: AppDeps): Koa {
       } catch (err) {
         deps.metrics.requests.inc({ outcome: 'rejected' });
         throw err;
+      }
+      // Valid JSON that Postgres would refuse ("stack depth limit exceeded") is refused here,
+      // up front, instead of being accepted and dead-lettered later.
+      if (jsonDepth(body) > deps.maxDepth) {
+        deps.metrics.requests.inc({ outcome: 'rejected' });
+        throw problemError(400, 'validation', `payload nests deeper than ${deps.maxDepth} levels`, [{ path: '', message: `must not nest deeper than ${deps.maxDepth} levels` }]);
       }
       if (deps.validatePayload && !deps.validatePayload(body)) {
         deps.metrics.requests.inc({ outcome: 'rejected' });

@@ -16,6 +16,8 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** Largest accepted body in bytes (413 above it). */
   maxBytes: number;
+  /** Deepest JSON nesting accepted (400 above). */
+  maxDepth: number;
   /** How long to wait for the stream's acknowledgement before answering 503. */
   publishTimeoutMs: number;
   retryAfterSeconds: number;
@@ -41,6 +43,7 @@ const schema = {
     ...portEnv(8081),
     ...streamEnv,
     INGEST_MAX_BYTES: { type: 'integer', minimum: 16, maximum: 1048576, default: 65536 },
+    INGEST_MAX_DEPTH: { type: 'integer', minimum: 1, maximum: 10000, default: 256 },
     INGEST_PUBLISH_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 60000, default: 5000 },
     INGEST_RETRY_AFTER_SECONDS: { type: 'integer', minimum: 1, maximum: 3600, default: 1 },
     INGEST_SCHEMA_FILE: { type: 'string', minLength: 1 },
@@ -53,6 +56,7 @@ interface Env extends CommonConfig, NatsConfig {
   STREAM_DUPLICATE_WINDOW_SECONDS: number;
   STREAM_REPLICAS: number;
   INGEST_MAX_BYTES: number;
+  INGEST_MAX_DEPTH: number;
   INGEST_PUBLISH_TIMEOUT_MS: number;
   INGEST_RETRY_AFTER_SECONDS: number;
   INGEST_SCHEMA_FILE?: string;
@@ -68,6 +72,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     natsUrl: e.NATS_URL,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     maxBytes: e.INGEST_MAX_BYTES,
+    maxDepth: e.INGEST_MAX_DEPTH,
     publishTimeoutMs: e.INGEST_PUBLISH_TIMEOUT_MS,
     retryAfterSeconds: e.INGEST_RETRY_AFTER_SECONDS,
     schemaFile: e.INGEST_SCHEMA_FILE,

@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:http';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import {
   closeHttpServer,
@@ -10,7 +9,7 @@ import {
   createProbes,
   ensureMessagesStream,
   falconNames,
-  hardenHttpServer,
+  createHttpServer,
   Histogram,
   listen,
   onShutdown,
@@ -53,10 +52,11 @@ const app = createApp({
   validatePayload: config.schemaFile ? compilePayloadSchema(JSON.parse(readFileSync(config.schemaFile, 'utf8'))) : undefined,
   canPublish: link.isConnected,
   maxBytes: config.maxBytes,
+  maxDepth: config.maxDepth,
   retryAfterSeconds: config.retryAfterSeconds,
   corsOrigins: config.corsOrigins,
 });
-const server = hardenHttpServer(createServer(app.callback()));
+const server = createHttpServer(app.callback());
 const port = await listen(server, config.port);
 probes.markStarted();
 log.info({ port }, 'ingest listening');

@@ -12,6 +12,7 @@ import {
   onShutdown,
   packageVersion,
   pingDb,
+  PULL_OPTIONS,
   startOpsServer,
   waitForStream,
 } from '@falcon/shared';
@@ -47,7 +48,7 @@ const jsm = await jetstreamManager(link.nc);
 await waitForStream(jsm, names.stream, () => log.info({ stream: names.stream }, 'waiting for the stream'));
 await ensurePersisterConsumer(jsm, names, config.consumer);
 const consumer = await jetstream(link.nc).consumers.get(names.stream, names.persisterConsumer);
-const messages = await consumer.consume({ max_messages: config.batchSize * 2 });
+const messages = await consumer.consume({ max_messages: config.batchSize * 2, ...PULL_OPTIONS });
 
 const persister = startPersister({
   messages,

@@ -1,11 +1,10 @@
-import { createServer } from 'node:http';
 import {
   closeHttpServer,
   createLogger,
   createMetricsRegistry,
   createPool,
   createProbes,
-  hardenHttpServer,
+  createHttpServer,
   listen,
   onShutdown,
   openApiDocument,
@@ -27,7 +26,7 @@ const probes = createProbes(registry, { database: () => pingDb(pool) });
 const app = createApp({ log, probes, repository: createMessageRepository(pool), openApi: openApiDocument(version), defaultLimit: config.defaultLimit });
 // No request timeout: a full export streams for as long as the table needs; headers still must
 // arrive within 10 s.
-const server = hardenHttpServer(createServer(app.callback()), 0);
+const server = createHttpServer(app.callback(), 0);
 const port = await listen(server, config.port);
 probes.markStarted();
 log.info({ port }, 'query listening');

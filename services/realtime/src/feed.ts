@@ -1,6 +1,6 @@
-import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { nuid } from '@nats-io/transport-node';
-import { messageFrame, type FalconNames, type Logger } from '@falcon/shared';
+import { isEnvelope, messageFrame, PULL_OPTIONS, type FalconNames, type Logger } from '@falcon/shared';
 import type { Replay, StreamBounds } from './gateway.js';
 
 export interface Feed {
@@ -9,41 +9,76 @@ export interface Feed {
 }
 
 /**
- * This replica's own ordered consumer from `startSeq` on: every gateway sees every message,
- * in order, and the client library recreates the consumer after a reconnect from the last seq
- * it delivered, so an outage leaves no gap. Never a shared durable: replicas must not split
- * the work.
+ * This replica's own ordered consumer: every gateway sees every message, in order. Never a
+ * shared durable: replicas must not split the work. The client library recreates an ordered
+ * consumer after a reconnect, but here it was seen to sit silent for tens of seconds after
+ * one; so when heartbeats go missing the feed replaces its consumer itself, starting right
+ * after the last seq it pushed. push() ignores seqs it has already seen, so a replacement can
+ * overlap but never leave a gap.
  */
 export async function startFeed(
   js: JetStreamClient,
   names: FalconNames,
-  startSeq: number,
+  nextSeq: () => number,
   push: (seq: number, envelope: string) => void,
   log: Logger,
 ): Promise<Feed> {
-  const consumer = await js.consumers.get(names.stream, {
-    // Unique per consumer: the client names an ordered consumer prefix_1, prefix_2, ..., so a
-    // shared prefix would make two replicas replace each other's consumer on the server.
-    name_prefix: `${names.namespace}-realtime-${nuid.next()}`,
-    filter_subjects: names.subject,
-    deliver_policy: DeliverPolicy.StartSequence,
-    opt_start_seq: startSeq,
-  });
-  const messages = await consumer.consume({ max_messages: 1000 });
-  void (async () => {
-    for await (const status of messages.status()) {
-      if (status.type === 'heartbeats_missed' || status.type === 'ordered_consumer_recreated' || status.type === 'consumer_not_found') {
-        log.info({ status: status.type }, 'live feed status');
+  let stopped = false;
+  let current: ConsumerMessages | undefined;
+
+  async function open(): Promise<ConsumerMessages> {
+    const consumer = await js.consumers.get(names.stream, {
+      // Unique per consumer: the client names an ordered consumer prefix_1, prefix_2, ..., so a
+      // shared prefix would make two replicas replace each other's consumer on the server.
+      name_prefix: `${names.namespace}-realtime-${nuid.next()}`,
+      filter_subjects: names.subject,
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: nextSeq(),
+    });
+    const messages = await consumer.consume({ max_messages: 1000, ...PULL_OPTIONS });
+    void (async () => {
+      for await (const status of messages.status()) {
+        if (status.type === 'heartbeats_missed' || status.type === 'ordered_consumer_recreated') {
+          log.info({ status: status.type }, 'live feed status');
+        }
+        if (status.type === 'heartbeats_missed' && !stopped) {
+          // Ends the pump below, which opens a replacement.
+          void messages.close();
+          return;
+        }
       }
-    }
-  })();
+    })();
+    return messages;
+  }
+
+  const first = await open();
+  current = first;
   const done = (async () => {
-    for await (const m of messages) push(m.seq, m.string());
+    let messages: ConsumerMessages | undefined = first;
+    let backoffMs = 250;
+    while (!stopped) {
+      if (!messages) {
+        try {
+          messages = await open();
+          current = messages;
+          backoffMs = 250;
+          log.info({ fromSeq: nextSeq() }, 'live feed replaced');
+        } catch (err) {
+          log.warn({ err, retryInMs: backoffMs }, 'live feed could not be replaced yet');
+          await new Promise((resolve) => setTimeout(resolve, backoffMs));
+          backoffMs = Math.min(5_000, backoffMs * 2);
+          continue;
+        }
+      }
+      for await (const m of messages) push(m.seq, m.string());
+      messages = undefined;
+    }
   })();
   return {
     done,
     async stop() {
-      await messages.close();
+      stopped = true;
+      await current?.close();
       await done;
     },
   };
@@ -60,12 +95,13 @@ export function createReplay(js: JetStreamClient, names: FalconNames): Replay {
     });
     const info = await consumer.info();
     if (info.num_pending === 0) return toSeq;
-    const messages = await consumer.consume({ max_messages: 500 });
+    const messages = await consumer.consume({ max_messages: 500, ...PULL_OPTIONS });
     let last = fromSeq - 1;
     try {
       for await (const m of messages) {
         if (m.seq > toSeq) break;
-        if (!(await deliver(m.seq, messageFrame(m.seq, m.string())))) break;
+        const envelope = m.string();
+        if (isEnvelope(envelope) && !(await deliver(m.seq, messageFrame(m.seq, envelope)))) break;
         last = m.seq;
         if (m.seq >= toSeq || m.info.pending === 0) break;
       }

@@ -1,5 +1,6 @@
 import uWS from 'uWebSockets.js';
 import {
+  isEnvelope,
   messageFrame,
   problem,
   PROBLEM_CONTENT_TYPE,
@@ -275,6 +276,12 @@ export function createGateway(deps: GatewayDeps): Gateway {
   return {
     push(seq, envelope) {
       if (seq <= lastSeq) return;
+      if (!isEnvelope(envelope)) {
+        // Not written by ingest (a foreign publisher): browsers get only contract frames.
+        lastSeq = seq;
+        deps.log.warn({ seq }, 'skipped a stream message that is not a Falcon envelope');
+        return;
+      }
       const frame = messageFrame(seq, envelope);
       history.push(seq, frame);
       lastSeq = seq;

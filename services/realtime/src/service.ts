@@ -46,7 +46,7 @@ export async function startRealtime(config: Config, names: FalconNames, link: Na
     maxBackpressure: config.maxBackpressure,
     idleTimeoutSeconds: config.idleTimeoutSeconds,
   });
-  const feed = await startFeed(js, names, info.state.last_seq + 1, gateway.push, log);
+  const feed = await startFeed(js, names, () => gateway.lastSeq() + 1, gateway.push, log);
   feedRunning = true;
   void feed.done.finally(() => {
     feedRunning = false;

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import { Counter, createMetricsRegistry, createProbes, createSilentLogger, Histogram, type AcceptedResponse } from '@falcon/shared';
-import { createApp, readIdempotencyKey, type AppDeps } from '../../src/app.js';
+import { createApp, jsonDepth, readIdempotencyKey, type AppDeps } from '../../src/app.js';
 import { compilePayloadSchema } from '../../src/payload-schema.js';
 import { dedupeId, type Publisher } from '../../src/publisher.js';
 
@@ -38,6 +38,7 @@ async function serve(overrides: Partial<AppDeps>): Promise<{ url: string; server
     validatePayload: undefined,
     canPublish: () => true,
     maxBytes: 1024,
+    maxDepth: 8,
     retryAfterSeconds: 2,
     corsOrigins: '*',
     ...overrides,
@@ -92,6 +93,13 @@ describe('ingest POST /api/messages (fake stream)', () => {
       expect(problem).to.include.keys('type', 'title', 'status', 'detail');
     }
     expect(published).to.have.length(0);
+  });
+
+  it('answers 400 for a payload nested deeper than the limit', async () => {
+    const deep = await post(url, `{"a":${'['.repeat(8)}${']'.repeat(8)}}`);
+    expect(deep.status).to.equal(400);
+    expect(((await deep.json()) as { type: string }).type).to.match(/validation$/);
+    expect((await post(url, `{"a":${'['.repeat(7)}${']'.repeat(7)}}`)).status).to.equal(202);
   });
 
   it('answers 413 above the limit', async () => {
@@ -163,6 +171,16 @@ describe('ingest payload schema', () => {
     ]);
     expect((await post(url, '{"text":"ok"}')).status).to.equal(202);
     server.close();
+  });
+});
+
+describe('jsonDepth', () => {
+  it('counts nesting levels of objects and arrays', () => {
+    expect(jsonDepth({})).to.equal(1);
+    expect(jsonDepth({ a: 1, b: 'x' })).to.equal(1);
+    expect(jsonDepth({ a: [{ b: [] }] })).to.equal(4);
+    expect(jsonDepth({ a: [], b: { c: { d: {} } } })).to.equal(4);
+    expect(jsonDepth(JSON.parse(`{"a":${'['.repeat(5000)}${']'.repeat(5000)}}`))).to.equal(5001);
   });
 });
 

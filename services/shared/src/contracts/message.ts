@@ -77,6 +77,11 @@ export interface EnvelopeParts {
 
 const ENVELOPE_HEAD = /^\{"id":"([0-9a-f-]{36})","receivedAt":"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)","payload":/;
 
+/** Whether text has the shape encodeEnvelope produces (head checked, payload not parsed). */
+export function isEnvelope(text: string): boolean {
+  return ENVELOPE_HEAD.test(text) && text.endsWith('}');
+}
+
 /**
  * The inverse of encodeEnvelope without parsing the payload: the persister stores the text as
  * it is and lets Postgres validate it. Throws on anything encodeEnvelope did not produce.

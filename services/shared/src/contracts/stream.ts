@@ -124,3 +124,10 @@ export async function ensurePersisterConsumer(jsm: JetStreamManager, names: Falc
     await jsm.consumers.update(names.stream, names.persisterConsumer, config);
   }
 }
+
+/**
+ * Pull settings for every consumer Falcon runs. Shorter than the client's defaults (30 s pulls,
+ * 15 s heartbeats) so that a pull lost in a NATS reconnect is noticed and re-issued within
+ * seconds: with the defaults a live feed could sit silent for ~45 s after a blip.
+ */
+export const PULL_OPTIONS = { expires: 5_000, idle_heartbeat: 2_000 } as const;

@@ -1,7 +1,7 @@
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { Probes } from './ops.js';
 import { problem, PROBLEM_CONTENT_TYPE } from './problem.js';
-import { closeHttpServer, hardenHttpServer, listen } from './runtime.js';
+import { closeHttpServer, createHttpServer, listen } from './runtime.js';
 
 export interface OpsServer {
   port: number;
@@ -10,7 +10,7 @@ export interface OpsServer {
 
 /** A bare node:http server for services that have no API of their own (the persister). */
 export async function startOpsServer(probes: Probes, port: number, host = '0.0.0.0'): Promise<OpsServer> {
-  const server: Server = createServer((req, res) => {
+  const server: Server = createHttpServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { 'content-type': PROBLEM_CONTENT_TYPE, allow: 'GET, HEAD' });
@@ -32,7 +32,6 @@ export async function startOpsServer(probes: Probes, port: number, host = '0.0.0
       },
     );
   });
-  hardenHttpServer(server);
   const bound = await listen(server, port, host);
   return { port: bound, close: () => closeHttpServer(server) };
 }

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { Server } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
 
 /** The version in the package.json next to a service's dist/ or src/ folder. */
 export function packageVersion(moduleUrl: string): string {
@@ -8,13 +8,21 @@ export function packageVersion(moduleUrl: string): string {
 }
 
 /**
- * Node's HTTP servers wait up to five minutes for a slow body by default; these bounds make a
- * slowloris client cost a socket for seconds, not minutes.
+ * An HTTP server with bounds on slow clients: Node's defaults wait five minutes for a body and
+ * check timeouts only every 30 s, so a slowloris client would hold a socket for minutes. Here
+ * it holds one for seconds. `requestTimeoutMs` 0 disables the total bound (streaming exports)
+ * while headers must still arrive within 10 s.
  */
-export function hardenHttpServer(server: Server, requestTimeoutMs = 15_000): Server {
-  server.requestTimeout = requestTimeoutMs;
-  server.headersTimeout = requestTimeoutMs > 0 ? Math.min(10_000, requestTimeoutMs) : 10_000;
-  server.keepAliveTimeout = 5_000;
+export function createHttpServer(handler: RequestListener, requestTimeoutMs = 15_000): Server {
+  const server = createServer(
+    {
+      requestTimeout: requestTimeoutMs,
+      headersTimeout: requestTimeoutMs > 0 ? Math.min(10_000, requestTimeoutMs) : 10_000,
+      connectionsCheckingInterval: 1_000,
+      keepAliveTimeout: 5_000,
+    },
+    handler,
+  );
   return server;
 }
 
@@ -28,10 +36,19 @@ export function listen(server: Server, port: number, host = '0.0.0.0'): Promise<
   });
 }
 
-/** Stops accepting, lets requests in flight finish, and closes idle keep-alive sockets. */
+/**
+ * Stops accepting, lets requests in flight finish, and closes keep-alive sockets: idle ones at
+ * once, busy ones after their current response (a client that keeps a connection busy would
+ * otherwise hold server.close() open until the shutdown deadline).
+ */
 export function closeHttpServer(server: Server): Promise<void> {
   return new Promise((resolve) => {
-    server.close(() => resolve());
+    server.on('request', (_req, res) => res.setHeader('connection', 'close'));
+    const sweep = setInterval(() => server.closeIdleConnections(), 50);
+    server.close(() => {
+      clearInterval(sweep);
+      resolve();
+    });
     server.closeIdleConnections();
   });
 }

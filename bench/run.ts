@@ -5,6 +5,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -59,8 +60,9 @@ function child(script: string, argv: string[]): { proc: ChildProcess; next: (typ
   return { proc, next };
 }
 
-async function wsClients(url: string, count: number) {
-  const c = child('ws-clients.ts', [url, String(count)]);
+/** `count` connections, of which `measure` parse frames and record latency (see ws-clients.ts). */
+async function wsClients(url: string, count: number, measure = Math.min(count, 20)) {
+  const c = child('ws-clients.ts', [url, String(count), String(measure)]);
   await c.next('ready');
   return {
     report: async () => {
@@ -74,7 +76,7 @@ async function wsClients(url: string, count: number) {
   };
 }
 
-function cannon(url: string, opts: { seconds: number; connections: number; rate?: number; timestamped?: boolean }) {
+function cannon(url: string, opts: { seconds: number; connections: number; rate?: number }) {
   return autocannon({
     url: `${url}/api/messages`,
     method: 'POST',
@@ -85,13 +87,64 @@ function cannon(url: string, opts: { seconds: number; connections: number; rate?
     requests: [
       {
         method: 'POST',
-        setupRequest: (req) => ({ ...req, body: payloadText(opts.timestamped ? performance.timeOrigin + performance.now() : 0) }),
+        setupRequest: (req) => ({ ...req, body: payloadText() }),
       },
     ],
   });
 }
 
 const accepted = (r: autocannon.Result) => r.statusCodeStats?.['202']?.count ?? 0;
+
+/**
+ * POSTs at a fixed rate with each payload's `t` stamped immediately before its request is
+ * written (autocannon stamps requests when it prepares them, which can be well before its rate
+ * limiter sends them). Keep-alive sockets, up to 64 requests in flight.
+ */
+async function pacedPost(ingest: string, rate: number, seconds: number): Promise<{ accepted: number; failed: number; duration: number }> {
+  const target = new URL(`${ingest}/api/messages`);
+  const agent = new HttpAgent({ keepAlive: true, maxSockets: 64 });
+  const total = Math.round(rate * seconds);
+  let sent = 0;
+  let ok = 0;
+  let failed = 0;
+  let inFlight = 0;
+  const t0 = performance.now();
+  await new Promise<void>((resolve) => {
+    const post = () => {
+      const body = payloadText(performance.timeOrigin + performance.now());
+      inFlight += 1;
+      const req = httpRequest(
+        { host: target.hostname, port: target.port, path: target.pathname, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+        (res) => {
+          res.resume();
+          res.on('end', () => {
+            inFlight -= 1;
+            if (res.statusCode === 202) ok += 1;
+            else failed += 1;
+            if (sent === total && inFlight === 0) resolve();
+          });
+        },
+      );
+      req.on('error', () => {
+        inFlight -= 1;
+        failed += 1;
+        if (sent === total && inFlight === 0) resolve();
+      });
+      req.end(body);
+    };
+    const tick = () => {
+      const due = Math.min(total, Math.floor(((performance.now() - t0) / 1000) * rate) + 1);
+      while (sent < due && inFlight < 64) {
+        sent += 1;
+        post();
+      }
+      if (sent < total) setTimeout(tick, 1);
+    };
+    tick();
+  });
+  agent.destroy();
+  return { accepted: ok, failed, duration: (performance.now() - t0) / 1000 };
+}
 
 async function main(): Promise<void> {
   const infra = await ensureInfra(process.env, say);
@@ -181,7 +234,7 @@ async function main(): Promise<void> {
     const bareClients = await wsClients(`ws://127.0.0.1:${uwsPort}/ws`, N.fanoutClients);
     bare.proc.send({ type: 'publish', rate: 100, count: 100 * N.fanoutSeconds });
     await bare.next('done');
-    const bareCount = 100 * N.fanoutSeconds * N.fanoutClients;
+    const bareCount = 100 * N.fanoutSeconds * Math.min(N.fanoutClients, 20);
     let bareReport = await bareClients.report();
     await waitFor('bare deliveries', async () => (bareReport = await bareClients.report()).frames >= bareCount, 30_000, 100);
     await bareClients.close();
@@ -201,8 +254,8 @@ async function main(): Promise<void> {
 
     say(`end to end: POST sent -> ${N.e2eClients} WebSocket clients, at 1,000 msg/s`);
     const e2e = await wsClients(wsUrl(stack.realtime[0]!), N.e2eClients);
-    const e2eRun = await cannon(stack.ingest, { seconds: N.seconds, connections: 32, rate: SMOKE ? 200 : 1000, timestamped: true });
-    const e2eExpected = accepted(e2eRun) * N.e2eClients;
+    const e2eRun = await pacedPost(stack.ingest, SMOKE ? 200 : 1000, N.seconds);
+    const e2eExpected = e2eRun.accepted * Math.min(N.e2eClients, 20);
     let e2eReport = await e2e.report();
     await waitFor('end-to-end deliveries', async () => (e2eReport = await e2e.report()).frames >= e2eExpected, 60_000, 100);
     await e2e.close();
@@ -211,12 +264,12 @@ async function main(): Promise<void> {
 
     say(`fan-out: ${N.fanoutClients} clients on one gateway at 100 msg/s`);
     const fan = await wsClients(wsUrl(stack.realtime[0]!), N.fanoutClients);
-    const fanRun = await cannon(stack.ingest, { seconds: N.fanoutSeconds, connections: 4, rate: 100, timestamped: true });
-    const fanExpected = accepted(fanRun) * N.fanoutClients;
+    const fanRun = await pacedPost(stack.ingest, 100, N.fanoutSeconds);
+    const fanExpected = fanRun.accepted * Math.min(N.fanoutClients, 20);
     let fanReport = await fan.report();
     await waitFor('fan-out deliveries', async () => (fanReport = await fan.report()).frames >= fanExpected, 60_000, 100);
     await fan.close();
-    rows.push({ name: `fan-out: ${N.fanoutClients} clients @100 msg/s, p50`, value: round(fanReport.p50, 2), unit: 'ms', note: 'POST sent -> client, through ingest, NATS and the gateway' });
+    rows.push({ name: `fan-out: ${N.fanoutClients} clients @100 msg/s, p50`, value: round(fanReport.p50, 2), unit: 'ms', note: 'POST sent -> client, through ingest, NATS and the gateway; the baseline only has the last hop' });
     rows.push({ name: `fan-out: ${N.fanoutClients} clients @100 msg/s, p99`, value: round(fanReport.p99, 2), unit: 'ms', baseline: 'bare uWS p99', ratio: fanReport.p99 / bareReport.p99, target: '<= 1.5x', met: fanReport.p99 <= 1.5 * bareReport.p99 });
 
     // Persister: a backlog waits in the stream, then one (or two) replicas store it.
@@ -238,6 +291,7 @@ async function main(): Promise<void> {
     const drain = async (replicas: number) => {
       const waiting = await topUp(N.persist);
       const rowsBefore = Number((await db.query('SELECT count(*) AS n FROM messages')).rows[0].n);
+      const seqBefore = Number((await db.query('SELECT coalesce(max(seq), 0) AS m FROM messages')).rows[0].m);
       say(`persister: storing ${waiting} waiting messages with ${replicas} replica(s)`);
       const t0 = performance.now();
       await Promise.all(Array.from({ length: replicas }, (_, i) => stack!.stack.start('persister', i + 1)));
@@ -247,13 +301,15 @@ async function main(): Promise<void> {
       }, 600_000, 50);
       const seconds = (performance.now() - t0) / 1000;
       const stored = Number((await db.query('SELECT count(*) AS n FROM messages')).rows[0].n) - rowsBefore;
+      // Writing time alone, without process start-up: first to last batch's transaction start.
+      const span = Number((await db.query('SELECT extract(epoch FROM max(persisted_at) - min(persisted_at)) AS s FROM messages WHERE seq > $1', [seqBefore])).rows[0].s);
       for (let i = 1; i <= replicas; i++) await stack!.stack.kill(i === 1 ? 'persister' : `persister-${i}`, 'SIGTERM');
-      return { rate: stored / seconds, stored, seconds };
+      return { rate: stored / Math.max(span, 0.001), stored, seconds, span };
     };
     const one = await drain(1);
-    rows.push({ name: 'persister: backlog, 1 replica', value: round(one.rate), unit: 'msg/s', baseline: 'COPY in', ratio: one.rate / copyRate, target: '>= 0.50', met: one.rate / copyRate >= 0.5, note: `${one.stored} in ${one.seconds.toFixed(2)} s, incl. process start` });
+    rows.push({ name: 'persister: backlog, 1 replica', value: round(one.rate), unit: 'msg/s', baseline: 'COPY in', ratio: one.rate / copyRate, target: '>= 0.50', met: one.rate / copyRate >= 0.5, note: `${one.stored} rows written in ${one.span.toFixed(2)} s (${one.seconds.toFixed(2)} s including process start)` });
     const two = await drain(2);
-    rows.push({ name: 'persister: backlog, 2 replicas', value: round(two.rate), unit: 'msg/s', baseline: 'COPY in', ratio: two.rate / copyRate, note: `${two.stored} in ${two.seconds.toFixed(2)} s, incl. process start` });
+    rows.push({ name: 'persister: backlog, 2 replicas', value: round(two.rate), unit: 'msg/s', baseline: 'COPY in', ratio: two.rate / copyRate, note: `${two.stored} rows written in ${two.span.toFixed(2)} s (${two.seconds.toFixed(2)} s including process start)` });
 
     const total = Number((await db.query('SELECT count(*) AS n FROM messages')).rows[0].n);
     say(`query: streaming the whole table (${total} rows) through GET /api/messages`);
@@ -273,7 +329,7 @@ async function main(): Promise<void> {
         maxBacklog = Math.max(maxBacklog, i.num_pending + i.num_ack_pending);
       });
     }, 500);
-    const whole = await cannon(stack.ingest, { seconds: N.seconds, connections: 96, rate: N.pipelineRate, timestamped: true });
+    const whole = await pacedPost(stack.ingest, N.pipelineRate, N.seconds);
     clearInterval(sampler);
     const drainStart = performance.now();
     await waitFor('the backlog to clear', async () => {
@@ -282,16 +338,16 @@ async function main(): Promise<void> {
     }, 120_000, 50);
     const drainAfter = (performance.now() - drainStart) / 1000;
     let wholeReport = await clients.report();
-    await waitFor('pipeline deliveries', async () => (wholeReport = await clients.report()).frames >= accepted(whole) * N.e2eClients, 60_000, 100);
+    await waitFor('pipeline deliveries', async () => (wholeReport = await clients.report()).frames >= whole.accepted * Math.min(N.e2eClients, 20), 60_000, 100);
     await clients.close();
-    const wholeRate = accepted(whole) / whole.duration;
+    const wholeRate = whole.accepted / whole.duration;
     rows.push({
       name: 'whole pipeline (ingest + persister + gateway, 100 clients)',
       value: round(wholeRate),
       unit: 'msg/s',
       target: `>= ${N.pipelineRate}, no growing backlog`,
       met: wholeRate >= N.pipelineRate * 0.98 && drainAfter < 2,
-      note: `max backlog ${maxBacklog}, cleared ${drainAfter.toFixed(2)} s after the load; delivery p50 ${round(wholeReport.p50, 1)} ms, p99 ${round(wholeReport.p99, 1)} ms; non-2xx ${whole.non2xx}`,
+      note: `max backlog ${maxBacklog}, cleared ${drainAfter.toFixed(2)} s after the load; delivery p50 ${round(wholeReport.p50, 1)} ms, p99 ${round(wholeReport.p99, 1)} ms; not accepted ${whole.failed}`,
     });
     await db.end();
   } finally {

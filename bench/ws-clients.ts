@@ -1,21 +1,46 @@
 /**
- * Child process: N WebSocket clients that record, for every message frame, the time from the
- * payload's `t` (a wall-clock timestamp in ms with sub-ms precision, set by whoever produced the
- * message) to its arrival here. Reports an HDR histogram (microseconds) to the parent on demand.
- *   argv: url count
+ * Child process: N WebSocket connections. `measure` of them are full clients that record, for
+ * every message frame, the time from the payload's `t` (a wall-clock timestamp with sub-ms
+ * precision, set when the message was produced) to its arrival here. The rest only drain their
+ * socket: the server does the full fan-out work for them, but this process does not parse
+ * their frames, so on a 2-core machine the measuring side does not starve the server.
+ *   argv: url count measure
  */
+import { randomBytes } from 'node:crypto';
+import { connect as connectTcp } from 'node:net';
 import * as hdr from 'hdr-histogram-js';
 import WebSocket from 'ws';
 
-const [url, countText] = process.argv.slice(2);
+const [url, countText, measureText] = process.argv.slice(2);
 const count = Number(countText);
+const measure = Math.min(count, Number(measureText ?? countText));
 const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
 const now = () => performance.timeOrigin + performance.now();
 let frames = 0;
 let open = 0;
 const sockets: WebSocket[] = [];
 
-for (let i = 0; i < count; i++) {
+const drains: ReturnType<typeof connectTcp>[] = [];
+function drainClient(): void {
+  const target = new URL(url!);
+  const socket = connectTcp({ host: target.hostname, port: Number(target.port) });
+  let upgraded = false;
+  socket.on('connect', () => {
+    socket.write(`GET ${target.pathname}${target.search} HTTP/1.1\r\nHost: ${target.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+  });
+  socket.on('data', (chunk: Buffer) => {
+    if (!upgraded && chunk.includes('101 Switching Protocols')) {
+      upgraded = true;
+      open += 1;
+      if (open === count) process.send!({ type: 'ready' });
+    }
+  });
+  socket.on('error', () => undefined);
+  drains.push(socket);
+}
+for (let i = measure; i < count; i++) drainClient();
+
+for (let i = 0; i < measure; i++) {
   const ws = new WebSocket(url!, { perMessageDeflate: false });
   ws.on('open', () => {
     open += 1;
@@ -43,6 +68,7 @@ process.on('message', (msg: { type: string }) => {
     process.send!({ type: 'reset' });
   } else if (msg.type === 'close') {
     for (const ws of sockets) ws.terminate();
+    for (const socket of drains) socket.destroy();
     process.exit(0);
   }
 });

@@ -1,6 +1,5 @@
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
-import { headers } from '@nats-io/transport-node';
-import { decodeEnvelope, encodeEnvelope, ID_HEADER, newMessageId, type AcceptedResponse, type FalconNames } from '@falcon/shared';
+import { decodeEnvelope, encodeEnvelope, newMessageId, type AcceptedResponse, type FalconNames } from '@falcon/shared';
 
 export interface Publisher {
   /**
@@ -29,12 +28,9 @@ export function createPublisher(deps: PublisherDeps): Publisher {
     async publish(payloadJson, idempotencyKey) {
       const id = newMessageId();
       const receivedAt = now().toISOString();
-      const h = headers();
-      h.set(ID_HEADER, id);
       const ack = await deps.js.publish(deps.names.subject, encodeEnvelope(id, receivedAt, payloadJson), {
         msgID: dedupeId(id, idempotencyKey),
         timeout: deps.timeoutMs,
-        headers: h,
       });
       if (!ack.duplicate) return { id, seq: ack.seq, receivedAt, duplicate: false };
       // The stream kept the first copy: answer with its id and receipt time (JetStream only

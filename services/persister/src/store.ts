@@ -1,4 +1,7 @@
-import type { Pool } from '@falcon/shared';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import copyStreams from 'pg-copy-streams';
+import type { Pool, PoolClient } from '@falcon/shared';
 
 export interface MessageRow {
   seq: number;
@@ -17,34 +20,59 @@ export interface DeadLetter {
 }
 
 export interface MessageStore {
-  /** Inserts the rows in one statement (one transaction); returns how many were new. */
+  /** Inserts the rows in one transaction; returns how many were new. */
   insert(rows: MessageRow[]): Promise<number>;
   deadLetter(entry: DeadLetter): Promise<void>;
 }
-
-// unnest over parallel arrays: one round trip and one transaction per batch, and ON CONFLICT
-// makes a redelivered seq a no-op rather than an error.
-const INSERT_MESSAGES = `
-  INSERT INTO messages (seq, id, received_at, payload)
-  SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::timestamptz[], $4::json[])
-  ON CONFLICT DO NOTHING`;
 
 const INSERT_DEAD_LETTER = `
   INSERT INTO dead_letters (seq, id, received_at, deliveries, reason, envelope)
   VALUES ($1, $2, $3, $4, $5, $6)
   ON CONFLICT (seq) DO UPDATE SET deliveries = EXCLUDED.deliveries, reason = EXCLUDED.reason, failed_at = now()`;
 
+// COPY into a per-connection temporary table, then one INSERT ... ON CONFLICT DO NOTHING: COPY
+// is Postgres' fastest way in (no array literals to build and parse), and the INSERT keeps a
+// redelivered seq a no-op. The staging table empties itself at COMMIT.
+const STAGING = `CREATE TEMP TABLE IF NOT EXISTS falcon_staging
+  (seq bigint, id uuid, received_at timestamptz, payload json) ON COMMIT DELETE ROWS`;
+const COPY_IN = 'COPY falcon_staging (seq, id, received_at, payload) FROM STDIN';
+const MERGE = `INSERT INTO messages (seq, id, received_at, payload)
+  SELECT seq, id, received_at, payload FROM falcon_staging ON CONFLICT DO NOTHING`;
+
+// COPY's text format: backslash, newline, carriage return and tab are escaped; the payload
+// is JSON text, which may hold all four (raw whitespace, escapes).
+const COPY_SPECIAL = /[\\\n\r\t]/g;
+const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+export function copyLine(row: MessageRow): string {
+  const payload = COPY_SPECIAL.test(row.payloadJson) ? row.payloadJson.replace(COPY_SPECIAL, (c) => COPY_ESCAPES[c]!) : row.payloadJson;
+  COPY_SPECIAL.lastIndex = 0;
+  return `${row.seq}\t${row.id}\t${row.receivedAt}\t${payload}\n`;
+}
+
+const prepared = new WeakSet<PoolClient>();
+
 export function createMessageStore(pool: Pool): MessageStore {
   return {
     async insert(rows) {
       if (rows.length === 0) return 0;
-      const result = await pool.query(INSERT_MESSAGES, [
-        rows.map((r) => r.seq),
-        rows.map((r) => r.id),
-        rows.map((r) => r.receivedAt),
-        rows.map((r) => r.payloadJson),
-      ]);
-      return result.rowCount ?? 0;
+      const client = await pool.connect();
+      try {
+        if (!prepared.has(client)) {
+          await client.query(STAGING);
+          prepared.add(client);
+        }
+        await client.query('BEGIN');
+        await pipeline(Readable.from([rows.map(copyLine).join('')]), client.query(copyStreams.from(COPY_IN)));
+        const result = await client.query(MERGE);
+        await client.query('COMMIT');
+        client.release();
+        return result.rowCount ?? 0;
+      } catch (err) {
+        // The connection may be mid-COPY or mid-transaction: destroy it rather than reuse it.
+        client.release(err instanceof Error ? err : new Error(String(err)));
+        throw err;
+      }
     },
     async deadLetter(entry) {
       await pool.query(INSERT_DEAD_LETTER, [entry.seq, entry.id, entry.receivedAt, entry.deliveries, entry.reason, entry.envelope]);

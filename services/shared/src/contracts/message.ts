@@ -34,9 +34,6 @@ export interface AcceptedResponse {
   duplicate: boolean;
 }
 
-/** Header carrying the id on the stream message, so a duplicate can be answered without parsing. */
-export const ID_HEADER = 'Falcon-Id';
-
 /**
  * Builds the envelope text. `payloadJson` is the client's JSON object text exactly as received
  * (already validated), so the stored and pushed payload is the client's own bytes.

@@ -20,6 +20,8 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** Messages written per statement. */
   batchSize: number;
+  /** Batches written at once. */
+  concurrency: number;
   /** A message failing alone this many times goes to dead_letters. */
   maxDeliver: number;
   consumer: ConsumerOptions;
@@ -33,6 +35,7 @@ const schema = {
     ...databaseEnv,
     ...portEnv(8083),
     PERSISTER_BATCH_SIZE: { type: 'integer', minimum: 1, maximum: 10000, default: 1000 },
+    PERSISTER_CONCURRENCY: { type: 'integer', minimum: 1, maximum: 16, default: 2 },
     PERSISTER_MAX_DELIVER: { type: 'integer', minimum: 1, maximum: 1000, default: 10 },
     PERSISTER_ACK_WAIT_MS: { type: 'integer', minimum: 1000, maximum: 3600000, default: 30000 },
     PERSISTER_MAX_ACK_PENDING: { type: 'integer', minimum: 1, maximum: 1000000, default: 20000 },
@@ -41,6 +44,7 @@ const schema = {
 
 interface Env extends CommonConfig, NatsConfig, DatabaseConfig {
   PERSISTER_BATCH_SIZE: number;
+  PERSISTER_CONCURRENCY: number;
   PERSISTER_MAX_DELIVER: number;
   PERSISTER_ACK_WAIT_MS: number;
   PERSISTER_MAX_ACK_PENDING: number;
@@ -57,6 +61,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     poolMax: e.PG_POOL_MAX,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     batchSize: e.PERSISTER_BATCH_SIZE,
+    concurrency: e.PERSISTER_CONCURRENCY,
     maxDeliver: e.PERSISTER_MAX_DELIVER,
     consumer: { ackWaitMs: e.PERSISTER_ACK_WAIT_MS, maxAckPending: e.PERSISTER_MAX_ACK_PENDING },
   };

@@ -53,6 +53,7 @@ const messages = await consumer.consume({ max_messages: config.batchSize * 2, ..
 const persister = startPersister({
   messages,
   batchSize: config.batchSize,
+  concurrency: config.concurrency,
   log,
   metrics,
   handle: createBatchHandler({ store: createMessageStore(pool), log, maxDeliver: config.maxDeliver }),

@@ -16,6 +16,8 @@ export interface PersisterDeps {
   messages: MessageSource;
   handle: BatchHandler;
   batchSize: number;
+  /** Batches written at once: while Postgres commits one, the next is prepared and sent. */
+  concurrency?: number;
   log: Logger;
   metrics: PersisterMetrics;
   /** Called after every batch with whether the database took it (for /readyz). */
@@ -42,16 +44,18 @@ export function toDelivery(m: JsMsg): Delivery {
 /**
  * Takes messages from the durable consumer into batches: a batch is written as soon as it is
  * full, or as soon as no more messages are immediately waiting (setImmediate), so latency
- * stays low when traffic is light and batches grow when it is heavy. One batch is written at
- * a time; while it is written the next one fills up.
+ * stays low when traffic is light and batches grow when it is heavy. Up to `concurrency`
+ * batches are written at once (a profile of one writer showed it idle a third of the time,
+ * waiting on Postgres); each is its own transaction and acks only its own messages.
  */
 export function startPersister(deps: PersisterDeps): Persister {
   const buffer: JsMsg[] = [];
-  let writing: Promise<void> | undefined;
+  const concurrency = deps.concurrency ?? 2;
+  const writers = new Set<Promise<void>>();
   let scheduled = false;
   let stopping = false;
   let backoffMs = 0;
-  let wake: (() => void) | undefined;
+  const wakers = new Set<() => void>();
 
   function record(outcome: BatchOutcome, size: number, seconds: number): void {
     deps.metrics.batchSeconds.observe(seconds);
@@ -64,50 +68,52 @@ export function startPersister(deps: PersisterDeps): Persister {
 
   async function pause(ms: number): Promise<void> {
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      wake = () => {
+      const wake = () => {
         clearTimeout(timer);
+        wakers.delete(wake);
         resolve();
       };
+      const timer = setTimeout(wake, ms);
+      wakers.add(wake);
     });
-    wake = undefined;
   }
 
-  async function writeAll(): Promise<void> {
-    while (buffer.length > 0) {
-      const batch = buffer.splice(0, deps.batchSize);
-      const started = process.hrtime.bigint();
-      let outcome: BatchOutcome;
-      try {
-        outcome = await deps.handle(batch.map(toDelivery));
-      } catch (err) {
-        deps.log.error({ err, count: batch.length }, 'batch handler failed; messages released for redelivery');
-        for (const m of batch) m.nak(1000);
-        outcome = { stored: 0, duplicates: 0, deadLettered: 0, retried: batch.length, databaseDown: true };
-      }
-      record(outcome, batch.length, Number(process.hrtime.bigint() - started) / 1e9);
-      deps.onDatabase?.(!outcome.databaseDown);
-      if (outcome.stored + outcome.duplicates > 0) {
-        deps.log.debug({ firstSeq: batch[0]?.seq, count: batch.length, stored: outcome.stored }, 'batch persisted');
-      }
-      if (outcome.databaseDown) {
-        // Back off so an unreachable database is not hammered; the naked messages return later.
-        backoffMs = Math.min(15_000, backoffMs ? backoffMs * 2 : 250);
-        if (!stopping) await pause(backoffMs);
-      } else {
-        backoffMs = 0;
-      }
+  async function writeOne(): Promise<void> {
+    const batch = buffer.splice(0, deps.batchSize);
+    if (batch.length === 0) return;
+    const started = process.hrtime.bigint();
+    let outcome: BatchOutcome;
+    try {
+      outcome = await deps.handle(batch.map(toDelivery));
+    } catch (err) {
+      deps.log.error({ err, count: batch.length }, 'batch handler failed; messages released for redelivery');
+      for (const m of batch) m.nak(1000);
+      outcome = { stored: 0, duplicates: 0, deadLettered: 0, retried: batch.length, databaseDown: true };
+    }
+    record(outcome, batch.length, Number(process.hrtime.bigint() - started) / 1e9);
+    deps.onDatabase?.(!outcome.databaseDown);
+    if (outcome.stored + outcome.duplicates > 0) {
+      deps.log.debug({ firstSeq: batch[0]?.seq, count: batch.length, stored: outcome.stored }, 'batch persisted');
+    }
+    if (outcome.databaseDown) {
+      // Back off so an unreachable database is not hammered; the naked messages return later.
+      backoffMs = Math.min(15_000, backoffMs ? backoffMs * 2 : 250);
+      if (!stopping) await pause(backoffMs);
+    } else {
+      backoffMs = 0;
     }
   }
 
+  /** Starts writers up to the limit; resolves when one of them finishes. */
   function flush(): Promise<void> {
-    if (!writing) {
-      writing = writeAll().finally(() => {
-        writing = undefined;
+    while (writers.size < concurrency && buffer.length > 0) {
+      const writer: Promise<void> = writeOne().finally(() => {
+        writers.delete(writer);
         if (buffer.length > 0) schedule();
       });
+      writers.add(writer);
     }
-    return writing;
+    return writers.size > 0 ? Promise.race(writers) : Promise.resolve();
   }
 
   function schedule(): void {
@@ -122,17 +128,19 @@ export function startPersister(deps: PersisterDeps): Persister {
   const done = (async () => {
     for await (const m of deps.messages) {
       buffer.push(m);
-      if (buffer.length >= deps.batchSize) await flush();
+      // Backpressure: with every writer busy and a full batch waiting, stop taking messages.
+      while (buffer.length >= deps.batchSize && writers.size >= concurrency) await Promise.race(writers);
+      if (buffer.length >= deps.batchSize) void flush();
       else schedule();
     }
-    while (buffer.length > 0 || writing) await flush();
+    while (buffer.length > 0 || writers.size > 0) await flush();
   })();
 
   return {
     done,
     async stop() {
       stopping = true;
-      wake?.();
+      for (const wake of [...wakers]) wake();
       await deps.messages.close();
       await done;
     },

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { createSilentLogger, encodeEnvelope } from '@falcon/shared';
 import { createBatchHandler, nakDelay, type Delivery } from '../../src/batch.js';
-import type { DeadLetter, MessageRow, MessageStore } from '../../src/store.js';
+import { copyLine, type DeadLetter, type MessageRow, type MessageStore } from '../../src/store.js';
 
 interface Tracked extends Delivery {
   acked: number;
@@ -132,5 +132,13 @@ describe('persister batch handler', () => {
 
   it('backs redelivery off from 0.5 s doubling to 30 s', () => {
     expect([1, 2, 3, 4, 7, 8, 100].map(nakDelay)).to.deep.equal([500, 1000, 2000, 4000, 30000, 30000, 30000]);
+  });
+});
+
+describe('copyLine', () => {
+  it('escapes what COPY text format treats specially and nothing else', () => {
+    const row = { seq: 7, id: '0193f3c6-5a7e-7cc2-9a4b-000000000007', receivedAt: '2026-11-27T10:15:30.123Z', payloadJson: '{"a":"x\\\\y\\"z",\n\t"b":"\\u0000"}\r' };
+    expect(copyLine(row)).to.equal('7\t0193f3c6-5a7e-7cc2-9a4b-000000000007\t2026-11-27T10:15:30.123Z\t{"a":"x\\\\\\\\y\\\\"z",\\n\\t"b":"\\\\u0000"}\\r\n');
+    expect(copyLine({ ...row, payloadJson: '{"plain":1}' })).to.equal('7\t0193f3c6-5a7e-7cc2-9a4b-000000000007\t2026-11-27T10:15:30.123Z\t{"plain":1}\n');
   });
 });

@@ -2,18 +2,16 @@ import {
   commonEnv,
   natsEnv,
   parseEnv,
+  serviceBasics,
+  type ServiceBasics,
   portEnv,
   type CommonConfig,
   type NatsConfig,
   type StreamOptions,
 } from '@falcon/shared';
 
-export interface Config {
-  port: number;
-  logLevel: string;
-  namespace: string;
+export interface Config extends ServiceBasics {
   natsUrl: string;
-  shutdownTimeoutMs: number;
   /** Largest accepted body in bytes (413 above it). */
   maxBytes: number;
   /** Deepest JSON nesting accepted (400 above). */
@@ -66,11 +64,8 @@ interface Env extends CommonConfig, NatsConfig {
 export function loadConfig(env: Record<string, string | undefined>): Config {
   const e = parseEnv<Env>(schema, env);
   return {
-    port: e.PORT,
-    logLevel: e.LOG_LEVEL,
-    namespace: e.FALCON_NAMESPACE,
+    ...serviceBasics(e),
     natsUrl: e.NATS_URL,
-    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     maxBytes: e.INGEST_MAX_BYTES,
     maxDepth: e.INGEST_MAX_DEPTH,
     publishTimeoutMs: e.INGEST_PUBLISH_TIMEOUT_MS,

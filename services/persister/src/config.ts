@@ -3,6 +3,10 @@ import {
   databaseEnv,
   natsEnv,
   parseEnv,
+  serviceBasics,
+  databaseSettings,
+  type DatabaseSettings,
+  type ServiceBasics,
   portEnv,
   type CommonConfig,
   type ConsumerOptions,
@@ -10,14 +14,8 @@ import {
   type NatsConfig,
 } from '@falcon/shared';
 
-export interface Config {
-  port: number;
-  logLevel: string;
-  namespace: string;
+export interface Config extends ServiceBasics, DatabaseSettings {
   natsUrl: string;
-  databaseUrl: string;
-  poolMax: number;
-  shutdownTimeoutMs: number;
   /** Messages written per statement. */
   batchSize: number;
   /** Batches written at once. */
@@ -53,13 +51,9 @@ interface Env extends CommonConfig, NatsConfig, DatabaseConfig {
 export function loadConfig(env: Record<string, string | undefined>): Config {
   const e = parseEnv<Env>(schema, env);
   return {
-    port: e.PORT,
-    logLevel: e.LOG_LEVEL,
-    namespace: e.FALCON_NAMESPACE,
+    ...serviceBasics(e),
     natsUrl: e.NATS_URL,
-    databaseUrl: e.DATABASE_URL,
-    poolMax: e.PG_POOL_MAX,
-    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    ...databaseSettings(e),
     batchSize: e.PERSISTER_BATCH_SIZE,
     concurrency: e.PERSISTER_CONCURRENCY,
     maxDeliver: e.PERSISTER_MAX_DELIVER,

@@ -1,11 +1,6 @@
-import { commonEnv, databaseEnv, parseEnv, portEnv, type CommonConfig, type DatabaseConfig } from '@falcon/shared';
+import { commonEnv, databaseEnv, parseEnv, serviceBasics, databaseSettings, type DatabaseSettings, type ServiceBasics, portEnv, type CommonConfig, type DatabaseConfig } from '@falcon/shared';
 
-export interface Config {
-  port: number;
-  logLevel: string;
-  databaseUrl: string;
-  poolMax: number;
-  shutdownTimeoutMs: number;
+export interface Config extends ServiceBasics, DatabaseSettings {
   /** Page size when ?after is given without ?limit. */
   defaultLimit: number;
 }
@@ -27,11 +22,8 @@ interface Env extends CommonConfig, DatabaseConfig {
 export function loadConfig(env: Record<string, string | undefined>): Config {
   const e = parseEnv<Env>(schema, env);
   return {
-    port: e.PORT,
-    logLevel: e.LOG_LEVEL,
-    databaseUrl: e.DATABASE_URL,
-    poolMax: e.PG_POOL_MAX,
-    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    ...serviceBasics(e),
+    ...databaseSettings(e),
     defaultLimit: e.QUERY_DEFAULT_LIMIT,
   };
 }

@@ -1,12 +1,8 @@
 import { fileURLToPath } from 'node:url';
-import { commonEnv, natsEnv, parseEnv, portEnv, type CommonConfig, type NatsConfig } from '@falcon/shared';
+import { commonEnv, natsEnv, parseEnv, serviceBasics, type ServiceBasics, portEnv, type CommonConfig, type NatsConfig } from '@falcon/shared';
 
-export interface Config {
-  port: number;
-  logLevel: string;
-  namespace: string;
+export interface Config extends ServiceBasics {
   natsUrl: string;
-  shutdownTimeoutMs: number;
   webDir: string;
   /** Ingest URL the page posts to; undefined derives it from the page's host and port 8081. */
   publicIngestUrl: string | undefined;
@@ -40,11 +36,8 @@ interface Env extends CommonConfig, NatsConfig {
 export function loadConfig(env: Record<string, string | undefined>): Config {
   const e = parseEnv<Env>(schema, env);
   return {
-    port: e.PORT,
-    logLevel: e.LOG_LEVEL,
-    namespace: e.FALCON_NAMESPACE,
+    ...serviceBasics(e),
     natsUrl: e.NATS_URL,
-    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     // services/realtime/dist -> web/ in the repository and in the image alike.
     webDir: e.REALTIME_WEB_DIR ?? fileURLToPath(new URL('../../../web', import.meta.url)),
     publicIngestUrl: e.REALTIME_PUBLIC_INGEST_URL,

@@ -76,3 +76,24 @@ export interface DatabaseConfig {
 export function natsServers(natsUrl: string): string[] {
   return natsUrl.split(',').map((s) => s.trim()).filter(Boolean);
 }
+
+/** The settings every service reads the same way. */
+export interface ServiceBasics {
+  port: number;
+  logLevel: string;
+  namespace: string;
+  shutdownTimeoutMs: number;
+}
+
+export function serviceBasics(e: CommonConfig): ServiceBasics {
+  return { port: e.PORT, logLevel: e.LOG_LEVEL, namespace: e.FALCON_NAMESPACE, shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS };
+}
+
+export interface DatabaseSettings {
+  databaseUrl: string;
+  poolMax: number;
+}
+
+export function databaseSettings(e: DatabaseConfig): DatabaseSettings {
+  return { databaseUrl: e.DATABASE_URL, poolMax: e.PG_POOL_MAX };
+}

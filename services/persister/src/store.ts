@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import copyStreams from 'pg-copy-streams';
-import type { Pool, PoolClient } from '@falcon/shared';
+import { checkout, type Pool, type PoolClient } from '@falcon/shared';
 
 export interface MessageRow {
   seq: number;
@@ -56,7 +56,7 @@ export function createMessageStore(pool: Pool): MessageStore {
   return {
     async insert(rows) {
       if (rows.length === 0) return 0;
-      const client = await pool.connect();
+      const client = await checkout(pool);
       try {
         if (!prepared.has(client)) {
           await client.query(STAGING);

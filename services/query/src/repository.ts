@@ -1,7 +1,7 @@
 import { pipeline } from 'node:stream/promises';
 import type { Readable, Writable } from 'node:stream';
 import copyStreams from 'pg-copy-streams';
-import type { Pool } from '@falcon/shared';
+import { checkout, type Pool } from '@falcon/shared';
 import { CopyJsonArray } from './copy-json.js';
 
 // The contract's JSON for one message, assembled by Postgres so Node never parses or
@@ -47,7 +47,7 @@ async function page(pool: Pool, sql: string, after: number, limit: number): Prom
 export function createMessageRepository(pool: Pool): MessageRepository {
   return {
     async streamAll(sink) {
-      const client = await pool.connect();
+      const client = await checkout(pool);
       const array = new CopyJsonArray();
       try {
         await client.query('BEGIN READ ONLY');

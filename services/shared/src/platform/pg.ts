@@ -32,6 +32,18 @@ export function createPool(options: PoolOptions): Pool {
   return pool;
 }
 
+/**
+ * A client checked out of the pool for work a single pool.query cannot do (COPY, a
+ * transaction). While checked out, a connection error is emitted on the client itself, and
+ * an 'error' with no listener would take the whole process down; the work in progress
+ * rejects with the same error, so the listener only has to exist.
+ */
+export async function checkout(pool: Pool): Promise<PoolClient> {
+  const client = await pool.connect();
+  if (client.listenerCount('error') === 0) client.on('error', () => undefined);
+  return client;
+}
+
 /** Class 08 (connection), 53 (resources), 57 (operator intervention) and 40 (rollbacks) pass. */
 const TRANSIENT_SQLSTATE = /^(08|53|57|40|58)/;
 

@@ -152,6 +152,14 @@ describe('pipeline end to end', function () {
     }
   });
 
+  it('serves the OpenAPI document on ingest and query', async () => {
+    for (const base of [t.ingest, t.query]) {
+      const doc = (await (await fetch(`${base}/openapi.json`)).json()) as { openapi: string; paths: Record<string, unknown> };
+      expect(doc.openapi).to.match(/^3\.1/);
+      expect(doc.paths).to.have.keys('/api/messages', '/api/messages/{id}', '/api/dead-letters');
+    }
+  });
+
   it('serves the live page at / on the gateway', async () => {
     const res = await fetch(`${t.realtime[0]}/`);
     expect(res.status).to.equal(200);

@@ -114,6 +114,23 @@ export function openApiDocument(version: string): Record<string, unknown> {
           },
         },
       },
+      '/api/dead-letters': {
+        get: {
+          summary: 'Messages the persister could not store, with the reason (query)',
+          parameters: [
+            { name: 'after', in: 'query', schema: { type: 'integer', minimum: 0 } },
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
+          ],
+          responses: {
+            '200': {
+              description: 'Dead letters by seq: { seq, id, receivedAt, failedAt, deliveries, reason, envelope }',
+              headers: { Link: { schema: { type: 'string' }, description: '<...>; rel="next" while more rows exist' } },
+              content: { 'application/json': { schema: { type: 'array', items: { type: 'object' } } } },
+            },
+            '400': problemResponse('Bad query parameters'),
+          },
+        },
+      },
     },
     components: {
       schemas: { Accepted: acceptedSchema, PersistedMessage: persistedMessageSchema, Problem: problemSchema },

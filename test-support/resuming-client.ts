@@ -10,11 +10,18 @@ export interface ResumingClient {
   reconnects: number;
   closeCodes: number[];
   lastSeq(): number | undefined;
+  /** Resolves on the first welcome: from then on the client misses nothing. */
+  ready: Promise<void>;
   close(): void;
 }
 
 export function openResumingClient(url: () => string): ResumingClient {
+  let welcomed: () => void = () => undefined;
+  const ready = new Promise<void>((resolve) => {
+    welcomed = resolve;
+  });
   const state: ResumingClient & { stopped: boolean; last: number | undefined } = {
+    ready,
     seqs: [],
     reconnects: 0,
     closeCodes: [],
@@ -33,7 +40,10 @@ export function openResumingClient(url: () => string): ResumingClient {
     current = ws;
     ws.on('message', (data) => {
       const frame = JSON.parse(String(data)) as { type: string; seq?: number; lastSeq?: number };
-      if (frame.type === 'welcome' && state.last === undefined) state.last = frame.lastSeq;
+      if (frame.type === 'welcome') {
+        if (state.last === undefined) state.last = frame.lastSeq;
+        welcomed();
+      }
       if (frame.type === 'message' && frame.seq !== undefined) {
         state.seqs.push(frame.seq);
         state.last = frame.seq;

@@ -71,6 +71,7 @@ describe('fault suite', function () {
     stack = await startLocalStack({ env: { PERSISTER_ACK_WAIT_MS: '3000' } });
     const s = stack;
     client = openResumingClient(() => wsUrl(s.realtime[0]!));
+    await client.ready;
     const traffic = startTraffic(() => s.ingest, { concurrency: 64, prefix: 'kill', max: 20_000 });
     await waitFor('traffic to be under way', () => traffic.acceptedCount() >= 5_000, 60_000, 20);
     expect(await s.stack.kill('persister', 'SIGKILL')).to.equal('SIGKILL');
@@ -87,6 +88,7 @@ describe('fault suite', function () {
     stack = await startLocalStack({ databaseUrl: base.toString() });
     const s = stack;
     client = openResumingClient(() => wsUrl(s.realtime[0]!));
+    await client.ready;
     const traffic = startTraffic(() => s.ingest, { concurrency: 16, prefix: 'pg' });
     await waitFor('traffic', () => traffic.acceptedCount() >= 500, 30_000, 20);
     proxy.cut();
@@ -105,6 +107,7 @@ describe('fault suite', function () {
     stack = await startLocalStack({ natsUrl: proxy.url('nats') });
     const s = stack;
     client = openResumingClient(() => wsUrl(s.realtime[0]!));
+    await client.ready;
     const traffic = startTraffic(() => s.ingest, { concurrency: 16, prefix: 'nats' });
     await waitFor('traffic', () => traffic.acceptedCount() >= 500, 30_000, 20);
     proxy.cut();
@@ -127,6 +130,7 @@ describe('fault suite', function () {
     stack = await startLocalStack();
     const s = stack;
     client = openResumingClient(() => wsUrl(s.realtime[0]!));
+    await client.ready;
     const traffic = startTraffic(() => s.ingest, { concurrency: 32, prefix: 'term' });
     for (const service of ['ingest', 'persister', 'realtime'] as const) {
       const before = traffic.acceptedCount();
@@ -143,6 +147,7 @@ describe('fault suite', function () {
     stack = await startLocalStack();
     const s = stack;
     client = openResumingClient(() => wsUrl(s.realtime[0]!));
+    await client.ready;
     const traffic = startTraffic(() => s.ingest, { concurrency: 8, prefix: 'poison' });
     await waitFor('traffic', () => traffic.acceptedCount() >= 200, 30_000, 20);
     // A foreign publisher writes something that is not a Falcon envelope onto the subject.
@@ -169,6 +174,7 @@ describe('fault suite', function () {
     stack = await startLocalStack();
     const s = stack;
     client = openResumingClient(() => wsUrl(s.realtime[0]!));
+    await client.ready;
     // A 4 ms client timeout: most first attempts are abandoned after ingest accepted them.
     const result = await startTraffic(() => s.ingest, { concurrency: 16, prefix: 'retry', max: 1_000, timeoutMs: 4 }).finished();
     expect(result.accepted.size).to.equal(1_000);

@@ -1,6 +1,8 @@
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { expect } from 'chai';
-import { createSilentLogger, DEFAULT_STREAM_OPTIONS, encodeEnvelope, ensureMessagesStream, newMessageId } from '@falcon/shared';
+import { Ajv } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import { createSilentLogger, DEFAULT_STREAM_OPTIONS, encodeEnvelope, ensureMessagesStream, messageFrameSchema, newMessageId, welcomeFrameSchema } from '@falcon/shared';
 import { loadConfig } from '../../src/config.js';
 import { startRealtime, type RealtimeService } from '../../src/service.js';
 import { testNats, type TestNats } from '../../../../test-support/infra.js';
@@ -63,6 +65,11 @@ describe('realtime gateway against JetStream', function () {
     expect(c.seqs()).to.deep.equal(range(4, 53));
     const frame = c.frames[1]!;
     expect(Object.keys(frame)).to.deep.equal(['type', 'seq', 'id', 'receivedAt', 'payload']);
+    // Every frame matches the contract's JSON Schemas.
+    const ajv = new Ajv({ allErrors: true });
+    (addFormatsModule as unknown as (a: Ajv) => Ajv)(ajv);
+    expect(ajv.validate(welcomeFrameSchema, c.frames[0]), ajv.errorsText()).to.equal(true);
+    for (const f of c.frames.slice(1)) expect(ajv.validate(messageFrameSchema, f), ajv.errorsText()).to.equal(true);
     expect(frame.payload).to.deep.equal({ i: 0 });
   });
 

@@ -52,11 +52,6 @@ export function welcomeFrame(lastSeq: number, recovered: boolean): string {
   return JSON.stringify(frame);
 }
 
-/** Envelope text + seq -> one element of the persister's batch document. */
-export function messageJson(seq: number, envelopeJson: string): string {
-  return `{"seq":${seq},${envelopeJson.slice(1)}`;
-}
-
 export function decodeEnvelope(envelopeJson: string): Envelope {
   const value = JSON.parse(envelopeJson) as Envelope;
   if (typeof value?.id !== 'string' || typeof value.receivedAt !== 'string' || typeof value.payload !== 'object') {

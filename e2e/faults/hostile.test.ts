@@ -31,7 +31,8 @@ describe('hostile input (property-based)', function () {
 
   it('any JSON value: objects are accepted, everything else is a 400, never a 5xx', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.jsonValue({ maxDepth: 6 }), async (value) => {
+      // Half of the cases are objects (what ingest accepts), half any JSON value at all.
+      fc.asyncProperty(fc.oneof(fc.dictionary(fc.string(), fc.jsonValue({ maxDepth: 5 })), fc.jsonValue({ maxDepth: 6 })), async (value) => {
         const res = await request(`${stack.ingest}/api/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(value) });
         const isObject = typeof value === 'object' && value !== null && !Array.isArray(value);
         expect(res.status).to.equal(isObject ? 202 : 400);
@@ -109,7 +110,8 @@ describe('hostile input (property-based)', function () {
   });
 
   it('stores and pushes every accepted message exactly as it was sent', async () => {
-    expect(accepted.size).to.be.greaterThan(100);
+    // The object half of the 300 JSON cases alone makes well over 50 (about 150).
+    expect(accepted.size).to.be.greaterThan(50);
     const lastSeq = Math.max(...[...accepted.values()].map((a) => a.seq));
     await client.waitForSeq(lastSeq, 30_000);
     const frames = new Map(client.frames.filter((f) => f.type === 'message').map((f) => [f.id, f]));

@@ -164,8 +164,8 @@ describe('fault suite', function () {
     });
     expect(dead[0]).to.include({ seq: poison.seq, envelope: '{"not":"an envelope"}' });
     expect(dead[0]!.reason).to.match(/undecodable/);
-    const metrics = await (await fetch(`${s.persister[0]}/metrics`)).text();
-    expect(metrics).to.match(/falcon_persister_messages_total\{[^}]*outcome="dead_lettered"[^}]*\} 1/);
+    // The metric moves just after the dead letter is committed.
+    await waitFor('the dead-letter metric', async () => /falcon_persister_messages_total\{[^}]*outcome="dead_lettered"[^}]*\} 1/.test(await (await fetch(`${s.persister[0]}/metrics`)).text()), 10_000, 100);
     await reconcile(s, result, client, 'poison message');
     expect(client.seqs, 'browsers never see a frame that is not a Falcon message').to.not.include(poison.seq);
   });

@@ -46,8 +46,12 @@ describe('two gateways and two persisters at once (local processes)', function (
     expect(rows).to.have.length(count);
     expect(new Set(rows.map((r) => r.id))).to.deep.equal(new Set(accepted.map((a) => a.id)));
 
-    const stored = await Promise.all(stack.persister.map((url) => counter(url, 'falcon_persister_messages_total', 'outcome="stored"')));
-    expect(stored.reduce((a, b) => a + b, 0)).to.equal(count);
+    // A batch's metric moves just after its commit, so poll until the counters settle.
+    let stored: number[] = [];
+    await waitFor('the stored counters to add up', async () => {
+      stored = await Promise.all(stack.persister.map((url) => counter(url, 'falcon_persister_messages_total', 'outcome="stored"')));
+      return stored.reduce((a, b) => a + b, 0) === count;
+    }, 10_000, 100);
     for (const n of stored) expect(n, 'each persister replica took a share').to.be.greaterThan(0);
     await Promise.all(clients.map((c) => c.close()));
   });

@@ -7,6 +7,8 @@ export interface Config extends ServiceBasics {
   /** Ingest URL the page posts to; undefined derives it from the page's host and port 8081. */
   publicIngestUrl: string | undefined;
   historySize: number;
+  /** Upper bound on the history's size in characters (about bytes). */
+  historyMaxBytes: number;
   maxBackpressure: number;
   idleTimeoutSeconds: number;
 }
@@ -20,6 +22,7 @@ const schema = {
     REALTIME_WEB_DIR: { type: 'string', minLength: 1 },
     REALTIME_PUBLIC_INGEST_URL: { type: 'string', minLength: 1 },
     REALTIME_HISTORY_SIZE: { type: 'integer', minimum: 0, maximum: 1000000, default: 10000 },
+    REALTIME_HISTORY_MAX_BYTES: { type: 'integer', minimum: 0, maximum: 4294967296, default: 33554432 },
     REALTIME_MAX_BACKPRESSURE_BYTES: { type: 'integer', minimum: 1024, maximum: 268435456, default: 1048576 },
     REALTIME_IDLE_TIMEOUT_SECONDS: { type: 'integer', minimum: 8, maximum: 960, default: 60 },
   },
@@ -29,6 +32,7 @@ interface Env extends CommonConfig, NatsConfig {
   REALTIME_WEB_DIR?: string;
   REALTIME_PUBLIC_INGEST_URL?: string;
   REALTIME_HISTORY_SIZE: number;
+  REALTIME_HISTORY_MAX_BYTES: number;
   REALTIME_MAX_BACKPRESSURE_BYTES: number;
   REALTIME_IDLE_TIMEOUT_SECONDS: number;
 }
@@ -42,6 +46,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     webDir: e.REALTIME_WEB_DIR ?? fileURLToPath(new URL('../../../web', import.meta.url)),
     publicIngestUrl: e.REALTIME_PUBLIC_INGEST_URL,
     historySize: e.REALTIME_HISTORY_SIZE,
+    historyMaxBytes: e.REALTIME_HISTORY_MAX_BYTES,
     maxBackpressure: e.REALTIME_MAX_BACKPRESSURE_BYTES,
     idleTimeoutSeconds: e.REALTIME_IDLE_TIMEOUT_SECONDS,
   };

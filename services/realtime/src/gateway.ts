@@ -50,6 +50,7 @@ export interface GatewayDeps {
   /** Start-up position: the stream's last seq when the live feed began. */
   startSeq: number;
   historySize: number;
+  historyMaxBytes: number;
   /** Buffered bytes above which a client is disconnected with 1013. */
   maxBackpressure: number;
   idleTimeoutSeconds: number;
@@ -79,7 +80,7 @@ function writeProblem(res: uWS.HttpResponse, status: number, body: ReturnType<ty
 
 export function createGateway(deps: GatewayDeps): Gateway {
   const app = uWS.App();
-  const history = new FrameHistory(deps.historySize);
+  const history = new FrameHistory(deps.historySize, deps.historyMaxBytes);
   const sockets = new Set<uWS.WebSocket<Client>>();
   let lastSeq = deps.startSeq;
   let listenSocket: uWS.us_listen_socket | undefined;

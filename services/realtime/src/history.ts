@@ -1,14 +1,19 @@
 /**
- * The most recent frames the gateway has pushed, by seq, in a fixed-size ring. A client that
- * resumes within it is served from memory; older resumes replay from the stream.
+ * The most recent frames the gateway has pushed, by seq, in a ring bounded both in frames and
+ * in characters (so a burst of large messages cannot grow the gateway past its memory limit).
+ * A client that resumes within it is served from memory; older resumes replay from the stream.
  */
 export class FrameHistory {
   private readonly seqs: Float64Array;
   private readonly frames: string[];
   private start = 0;
   private size = 0;
+  private chars = 0;
 
-  constructor(readonly capacity: number) {
+  constructor(
+    readonly capacity: number,
+    readonly maxChars: number = Number.POSITIVE_INFINITY,
+  ) {
     this.seqs = new Float64Array(capacity);
     this.frames = new Array<string>(capacity);
   }
@@ -22,13 +27,27 @@ export class FrameHistory {
     return this.size ? this.seqs[this.start] : undefined;
   }
 
+  /** Characters held (about the bytes held, for the ASCII-heavy JSON frames are). */
+  get weight(): number {
+    return this.chars;
+  }
+
   push(seq: number, frame: string): void {
     if (this.capacity === 0) return;
+    if (this.size === this.capacity) this.dropOldest();
     const index = (this.start + this.size) % this.capacity;
     this.seqs[index] = seq;
     this.frames[index] = frame;
-    if (this.size < this.capacity) this.size += 1;
-    else this.start = (this.start + 1) % this.capacity;
+    this.size += 1;
+    this.chars += frame.length;
+    while (this.chars > this.maxChars && this.size > 1) this.dropOldest();
+  }
+
+  private dropOldest(): void {
+    this.chars -= this.frames[this.start]!.length;
+    this.frames[this.start] = '';
+    this.start = (this.start + 1) % this.capacity;
+    this.size -= 1;
   }
 
   /**

@@ -43,6 +43,7 @@ export async function startRealtime(config: Config, names: FalconNames, link: Na
     pageConfig: (host) => pageConfig(config.publicIngestUrl, host),
     startSeq: info.state.last_seq,
     historySize: config.historySize,
+    historyMaxBytes: config.historyMaxBytes,
     maxBackpressure: config.maxBackpressure,
     idleTimeoutSeconds: config.idleTimeoutSeconds,
   });

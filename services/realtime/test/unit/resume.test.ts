@@ -21,6 +21,18 @@ describe('FrameHistory', () => {
     expect(h.after(1, 5)).to.equal(undefined);
   });
 
+  it('evicts the oldest frames to stay within its character budget', () => {
+    const h = new FrameHistory(100, 25);
+    for (const seq of [1, 2, 3, 4]) h.push(seq, `frame-${seq}-xx`);
+    expect(h.weight).to.be.at.most(25);
+    expect(h.firstSeq).to.equal(3);
+    expect(h.after(2, 4)).to.deep.equal(['frame-3-xx', 'frame-4-xx']);
+    expect(h.after(1, 4)).to.equal(undefined);
+    h.push(5, 'x'.repeat(40));
+    expect(h.length).to.equal(1);
+    expect(h.after(4, 5)).to.deep.equal(['x'.repeat(40)]);
+  });
+
   it('with no capacity only answers a client that is up to date', () => {
     const h = new FrameHistory(0);
     h.push(1, 'f1');

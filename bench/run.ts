@@ -6,7 +6,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -149,6 +149,7 @@ async function pacedPost(ingest: string, rate: number, seconds: number): Promise
 async function main(): Promise<void> {
   const infra = await ensureInfra(process.env, say);
   const nc = await connect({ servers: infra.natsUrl.split(',') });
+  measuredVersions['nats-server'] = nc.info?.version ?? 'unknown';
   const jsm = await jetstreamManager(nc);
   const js = jetstream(nc);
   const id = nuid.next().toLowerCase().slice(-8);
@@ -188,6 +189,7 @@ async function main(): Promise<void> {
     say('starting the Falcon stack (ingest, query, realtime)');
     stack = await startLocalStack({ replicas: { persister: 0 } });
     const db = pool();
+    measuredVersions['postgres'] = String((await db.query('SHOW server_version')).rows[0].server_version);
 
     say(`baseline: COPY of ${N.rows} message rows into Postgres`);
     await db.query('CREATE TABLE copy_bench (LIKE messages INCLUDING DEFAULTS)');
@@ -357,13 +359,24 @@ async function main(): Promise<void> {
   }
 }
 
+const measuredVersions: Record<string, string> = { node: process.version };
+
+/** Versions of the packages on the measured paths, read from their installed package.json. */
+function packageVersions(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of ['koa', '@koa/bodyparser', '@nats-io/jetstream', '@nats-io/transport-node', 'pg', 'pg-copy-streams', 'uWebSockets.js', 'autocannon']) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { name: string; version: string };
+      out[name] = name === pkg.name ? pkg.version : `${pkg.name}@${pkg.version}`;
+    } catch {
+      out[name] = 'not installed';
+    }
+  }
+  return out;
+}
+
 function versions(): Record<string, string> {
-  return {
-    node: process.version,
-    'nats-server': 'see NATS_URL',
-    '@nats-io/jetstream': '3.x',
-    uWebSockets: '20.30 (@trufflesuite/uws-js-unofficial)',
-  };
+  return { ...measuredVersions, ...packageVersions() };
 }
 
 function write(): void {
@@ -373,7 +386,9 @@ function write(): void {
   const table = [
     `# Falcon benchmark${SMOKE ? ' (smoke run, tiny counts: not comparable)' : ''}`,
     '',
-    `${machine.date}: ${machine.cpus} CPUs (${machine.cpu}), ${machine.memoryGiB} GiB, Node ${process.version}; everything (load, services, NATS, Postgres) on this one machine.`,
+    `${machine.date}: ${machine.cpus} CPUs (${machine.cpu}), ${machine.memoryGiB} GiB; everything (load, services, NATS, Postgres) on this one machine.`,
+    '',
+    `Versions: ${Object.entries(versions()).map(([k, v]) => `${k} ${v}`).join(', ')}.`,
     '',
     '| measurement | value | baseline | ratio | target | met | notes |',
     '|---|---:|---|---:|---|:-:|---|',

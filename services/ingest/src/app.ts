@@ -7,6 +7,7 @@ import {
   opsMiddleware,
   problemError,
   problemMiddleware,
+  ProblemError,
   type AcceptedResponse,
   type Counter,
   type Histogram,
@@ -85,9 +86,19 @@ export function createApp(deps: AppDeps): Koa {
 
   router.post(
     '/api/messages',
+    // Every answer counted once, by outcome, from what the handlers below produced.
+    async (ctx, next) => {
+      try {
+        await next();
+      } catch (err) {
+        const status = err instanceof ProblemError ? err.problem.status : 500;
+        deps.metrics.requests.inc({ outcome: status === 503 ? 'unavailable' : status < 500 ? 'rejected' : 'error' });
+        throw err;
+      }
+      deps.metrics.requests.inc({ outcome: (ctx.body as AcceptedResponse).duplicate ? 'duplicate' : 'accepted' });
+    },
     async (ctx, next) => {
       if (!ctx.request.is('application/json')) {
-        deps.metrics.requests.inc({ outcome: 'rejected' });
         throw problemError(415, 'unsupported-media-type', `Content-Type must be application/json, not ${ctx.get('content-type') || 'absent'}`);
       }
       await next();
@@ -101,7 +112,6 @@ export function createApp(deps: AppDeps): Koa {
       encoding: 'utf-8',
       onError: (err) => {
         const status = (err as { status?: number }).status;
-        deps.metrics.requests.inc({ outcome: 'rejected' });
         if (status === 413) throw problemError(413, 'body-too-large', `body is over the limit of ${deps.maxBytes} bytes`);
         if (status === 415) throw problemError(415, 'unsupported-media-type', (err as Error).message);
         throw problemError(400, 'invalid-json', `body is not valid JSON: ${(err as Error).message}`);
@@ -111,33 +121,22 @@ export function createApp(deps: AppDeps): Koa {
       const body: unknown = ctx.request.body;
       const raw = (ctx.request.rawBody ?? '').trim();
       if (raw === '') {
-        deps.metrics.requests.inc({ outcome: 'rejected' });
         throw problemError(400, 'invalid-json', 'body is empty; expected a JSON object');
       }
       if (typeof body !== 'object' || body === null || Array.isArray(body) || !raw.startsWith('{')) {
-        deps.metrics.requests.inc({ outcome: 'rejected' });
         throw problemError(400, 'invalid-body', 'body must be a JSON object', [{ path: '', message: 'must be object' }]);
       }
-      let key: string | undefined;
-      try {
-        key = readIdempotencyKey(ctx.req.headers['idempotency-key']);
-      } catch (err) {
-        deps.metrics.requests.inc({ outcome: 'rejected' });
-        throw err;
-      }
+      const key = readIdempotencyKey(ctx.req.headers['idempotency-key']);
       // Valid JSON that Postgres would refuse ("stack depth limit exceeded") is refused here,
       // up front, instead of being accepted and dead-lettered later.
       if (jsonDepth(body) > deps.maxDepth) {
-        deps.metrics.requests.inc({ outcome: 'rejected' });
         throw problemError(400, 'validation', `payload nests deeper than ${deps.maxDepth} levels`, [{ path: '', message: `must not nest deeper than ${deps.maxDepth} levels` }]);
       }
       if (deps.validatePayload && !deps.validatePayload(body)) {
-        deps.metrics.requests.inc({ outcome: 'rejected' });
         const errors = (deps.validatePayload.errors ?? []).map((e) => ({ path: e.instancePath, message: e.message ?? 'is invalid' }));
         throw problemError(400, 'validation', 'payload does not satisfy the configured schema', errors);
       }
       if (!deps.canPublish()) {
-        deps.metrics.requests.inc({ outcome: 'unavailable' });
         throw unavailable('the message stream is unreachable; retry with the same Idempotency-Key');
       }
       const endTimer = deps.metrics.publishSeconds.startTimer();
@@ -146,13 +145,11 @@ export function createApp(deps: AppDeps): Koa {
         // The raw text, not a re-serialisation: the stored payload is the client's own bytes.
         accepted = await deps.publisher.publish(raw, key);
       } catch (err) {
-        deps.metrics.requests.inc({ outcome: 'unavailable' });
         deps.log.warn({ err }, 'publish not acknowledged');
         throw unavailable('the message stream did not acknowledge in time; retry with the same Idempotency-Key');
       } finally {
         endTimer();
       }
-      deps.metrics.requests.inc({ outcome: accepted.duplicate ? 'duplicate' : 'accepted' });
       ctx.status = 202;
       ctx.set('location', `/api/messages/${accepted.id}`);
       ctx.body = accepted;

@@ -136,6 +136,21 @@ describe('ingest POST /api/messages (fake stream)', () => {
   });
 });
 
+describe('ingest metrics', () => {
+  it('counts every answer once, by outcome', async () => {
+    const registry = createMetricsRegistry('ingest', 'test');
+    const requests = new Counter({ name: 'falcon_ingest_requests_total', help: 'r', labelNames: ['outcome'] as const, registers: [registry] });
+    const { url, server } = await serve({ metrics: { requests, publishSeconds: new Histogram({ name: 'p', help: 'p', registers: [registry] }) } });
+    await post(url, '{"a":1}');
+    await post(url, '{"a":1}', { 'content-type': 'text/plain' });
+    await post(url, '[1]');
+    await post(url, '{}', { 'content-type': 'application/json', 'idempotency-key': 'has space' });
+    server.close();
+    const values = Object.fromEntries((await requests.get()).values.map((v) => [v.labels.outcome, v.value]));
+    expect(values).to.deep.equal({ accepted: 1, rejected: 3 });
+  });
+});
+
 describe('ingest when the stream cannot acknowledge', () => {
   it('answers 503 with Retry-After at once while NATS is disconnected', async () => {
     const { url, server } = await serve({ canPublish: () => false });

@@ -106,6 +106,19 @@ class InfraError extends Error {}
  */
 export async function ensureInfra(env: Record<string, string | undefined>, log: (line: string) => void): Promise<Infra> {
   const stops: (() => Promise<void>)[] = [];
+  const stop = async () => {
+    for (const step of [...stops].reverse()) await step();
+  };
+  try {
+    return { ...(await startInfra(env, log, stops)), stop };
+  } catch (err) {
+    // What started before the failure must not outlive it (a nats-server left running).
+    await stop();
+    throw err;
+  }
+}
+
+async function startInfra(env: Record<string, string | undefined>, log: (line: string) => void, stops: (() => Promise<void>)[]): Promise<Omit<Infra, 'stop'>> {
   let natsUrl = env['NATS_URL'];
   if (!natsUrl) {
     natsUrl = 'nats://127.0.0.1:4222';
@@ -116,11 +129,13 @@ export async function ensureInfra(env: Record<string, string | undefined>, log: 
       mkdirSync(join(DATA, 'nats'), { recursive: true });
       log(`starting nats-server -js with data in ${join(DATA, 'nats')}`);
       const child = spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', '4222', '-sd', join(DATA, 'nats')], { stdio: 'ignore' });
-      await waitFor('nats-server', () => isPortOpen('127.0.0.1', 4222), 15_000);
+      // Listening from the start: on Ctrl-C the terminal's SIGINT may end it before stop() runs.
+      const exited = once(child, 'exit').catch(() => undefined);
       stops.push(async () => {
-        child.kill('SIGTERM');
-        await once(child, 'exit');
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+        await exited;
       });
+      await waitFor('nats-server', () => isPortOpen('127.0.0.1', 4222), 15_000);
     }
   }
   let databaseUrl = env['DATABASE_URL'];
@@ -143,13 +158,7 @@ export async function ensureInfra(env: Record<string, string | undefined>, log: 
       stops.push(() => pg.stop());
     }
   }
-  return {
-    natsUrl,
-    databaseUrl,
-    async stop() {
-      for (const stop of stops.reverse()) await stop();
-    },
-  };
+  return { natsUrl, databaseUrl };
 }
 
 function pipeLogs(child: ChildProcess, name: string, logs: StackOptions['logs']): WriteStream | undefined {

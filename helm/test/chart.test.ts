@@ -284,6 +284,14 @@ for (const { major, bin } of HELMS) {
         expect([...envOf(container(docs, 'persister')).keys()].filter((k) => k.startsWith('AUTH_'))).to.deep.equal([]);
       });
 
+      it('sets the per-replica ingest rate limit only when asked, with a burst of at least the rate', () => {
+        expect(config(docs)).to.not.have.property('INGEST_RATE_LIMIT');
+        const limited = config(render(['--set', 'ingest.rateLimit=100']));
+        expect([limited['INGEST_RATE_LIMIT'], limited['INGEST_RATE_BURST']]).to.deep.equal(['100', '100']);
+        const bursty = config(render(['--set', 'ingest.rateLimit=100', '--set', 'ingest.rateBurst=500']));
+        expect(bursty['INGEST_RATE_BURST']).to.equal('500');
+      });
+
       it('allows CORS from the page’s own URL only', () => {
         expect(config(docs)['CORS_ALLOW_ORIGINS']).to.equal('http://127.0.0.1:8080');
         expect(config(render(['--set', 'cors.allowOrigins=https://a.example\\,https://b.example']))['CORS_ALLOW_ORIGINS']).to.equal('https://a.example,https://b.example');

@@ -336,10 +336,14 @@ containers:
     volumeMounts:
       - name: tmp
         mountPath: /tmp
-      {{- include "falcon.postgresCaMount" $root | nindent 6 }}
+      {{- with include "falcon.postgresCaMount" $root }}
+      {{- . | trim | nindent 6 }}
+      {{- end }}
 volumes:
   - name: tmp
     emptyDir:
       sizeLimit: 16Mi
-  {{- include "falcon.postgresCaVolume" $root | nindent 2 }}
+  {{- with include "falcon.postgresCaVolume" $root }}
+  {{- . | trim | nindent 2 }}
+  {{- end }}
 {{- end }}

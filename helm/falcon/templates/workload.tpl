@@ -106,9 +106,13 @@ spec:
               value: {{ include "falcon.int" $v.poolMax }}
             {{- end }}
             {{- if $usesNats }}
-            {{- include "falcon.natsEnv" . | nindent 12 }}
+            {{- with include "falcon.natsEnv" . }}
+            {{- . | trim | nindent 12 }}
             {{- end }}
-            {{- include "falcon.authEnv" . | nindent 12 }}
+            {{- end }}
+            {{- with include "falcon.authEnv" . }}
+            {{- . | trim | nindent 12 }}
+            {{- end }}
             {{- if and (eq $name "ingest") $v.payloadSchema }}
             - name: INGEST_SCHEMA_FILE
               value: /etc/falcon/schema/payload.schema.json
@@ -157,7 +161,9 @@ spec:
               readOnly: true
             {{- end }}
             {{- if $usesDb }}
-            {{- include "falcon.postgresCaMount" $root | nindent 12 }}
+            {{- with include "falcon.postgresCaMount" $root }}
+            {{- . | trim | nindent 12 }}
+            {{- end }}
             {{- end }}
             {{- if and $usesNats $nats.existingSecret }}
             - name: nats-auth
@@ -177,7 +183,9 @@ spec:
             name: {{ include "falcon.fullname" $root }}-schema
         {{- end }}
         {{- if $usesDb }}
-        {{- include "falcon.postgresCaVolume" $root | nindent 8 }}
+        {{- with include "falcon.postgresCaVolume" $root }}
+        {{- . | trim | nindent 8 }}
+        {{- end }}
         {{- end }}
         {{- if and $usesNats $nats.existingSecret }}
         - name: nats-auth

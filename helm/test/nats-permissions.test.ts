@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
@@ -20,6 +20,8 @@ function natsConfig(port: number, storeDir: string): string {
   return JSON.stringify(config, null, 2).replace(/"<<\s+(.*?)\s+>>"/g, '$1');
 }
 
+/** Debian's nats-server (what .ci/run installs) lives in /usr/sbin, not always on PATH. */
+const NATS_SERVER = process.env['NATS_SERVER_BIN'] ?? (existsSync('/usr/sbin/nats-server') ? '/usr/sbin/nats-server' : 'nats-server');
 const PASSWORDS = { FALCON_INGEST_PASSWORD: 'pw-ingest', FALCON_PERSISTER_PASSWORD: 'pw-persister', FALCON_REALTIME_PASSWORD: 'pw-realtime' };
 
 describe('deploy/nats-values.yaml permissions, on a real nats-server', function () {
@@ -40,7 +42,7 @@ describe('deploy/nats-values.yaml permissions, on a real nats-server', function 
     const port = await freePort();
     url = `nats://127.0.0.1:${port}`;
     writeFileSync(join(dir, 'nats.conf'), natsConfig(port, join(dir, 'js')));
-    server = spawn('nats-server', ['-a', '127.0.0.1', '-c', join(dir, 'nats.conf')], { env: { ...process.env, ...PASSWORDS }, stdio: 'ignore' });
+    server = spawn(NATS_SERVER, ['-a', '127.0.0.1', '-c', join(dir, 'nats.conf')], { env: { ...process.env, ...PASSWORDS }, stdio: 'ignore' });
     await waitFor('nats-server', () => isPortOpen('127.0.0.1', port), 20_000);
   });
 

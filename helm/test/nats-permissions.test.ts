@@ -43,7 +43,10 @@ describe('deploy/nats-values.yaml permissions, on a real nats-server', function 
     url = `nats://127.0.0.1:${port}`;
     writeFileSync(join(dir, 'nats.conf'), natsConfig(port, join(dir, 'js')));
     server = spawn(NATS_SERVER, ['-a', '127.0.0.1', '-c', join(dir, 'nats.conf')], { env: { ...process.env, ...PASSWORDS }, stdio: 'ignore' });
-    await waitFor('nats-server', () => isPortOpen('127.0.0.1', port), 20_000);
+    let failed: Error | undefined;
+    server.once('error', (err) => (failed = err));
+    await waitFor('nats-server', async () => failed !== undefined || (await isPortOpen('127.0.0.1', port)), 20_000);
+    if (failed) throw new Error(`cannot start ${NATS_SERVER}: ${(failed as Error).message}`);
   });
 
   after(async () => {

@@ -88,8 +88,8 @@ export interface TestDatabase {
   cleanup(): Promise<void>;
 }
 
-/** A fresh database with Falcon's schema applied by the real migrations. */
-export async function testDatabase(): Promise<TestDatabase> {
+/** A fresh, empty database (no schema), removed by cleanup(). */
+export async function emptyDatabase(): Promise<{ url: string; cleanup(): Promise<void> }> {
   const { databaseUrl } = await testEndpoints();
   const name = `falcon_t_${nuid.next().toLowerCase()}`;
   const admin = new pg.Client({ connectionString: databaseUrl });
@@ -98,19 +98,30 @@ export async function testDatabase(): Promise<TestDatabase> {
   await admin.end();
   const url = new URL(databaseUrl);
   url.pathname = `/${name}`;
-  const { runMigrations } = (await import(`${ROOT}/services/persister/dist/migrate.js`)) as typeof import('../services/persister/src/migrate.js');
-  const { createSilentLogger } = await import('@falcon/shared');
-  await runMigrations(url.toString(), createSilentLogger());
-  const pool = new pg.Pool({ connectionString: url.toString(), max: 4 });
   return {
     url: url.toString(),
-    pool,
     async cleanup() {
-      await pool.end();
       const client = new pg.Client({ connectionString: databaseUrl });
       await client.connect();
       await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       await client.end();
+    },
+  };
+}
+
+/** A fresh database with Falcon's schema applied by the real migrations. */
+export async function testDatabase(): Promise<TestDatabase> {
+  const empty = await emptyDatabase();
+  const { runMigrations } = (await import(`${ROOT}/services/persister/dist/migrate.js`)) as typeof import('../services/persister/src/migrate.js');
+  const { createSilentLogger } = await import('@falcon/shared');
+  await runMigrations(empty.url, createSilentLogger());
+  const pool = new pg.Pool({ connectionString: empty.url, max: 4 });
+  return {
+    url: empty.url,
+    pool,
+    async cleanup() {
+      await pool.end();
+      await empty.cleanup();
     },
   };
 }

@@ -19,6 +19,7 @@ import {
 import { createBatchHandler } from './batch.js';
 import { loadConfig } from './config.js';
 import { startPersister } from './persister.js';
+import { startPartitionKeeper } from './retention.js';
 import { createMessageStore } from './store.js';
 
 const version = packageVersion(import.meta.url);
@@ -62,6 +63,8 @@ const persister = startPersister({
     databaseHealthy = healthy;
   },
 });
+// Today's and tomorrow's partitions exist before the day turns, even without the retention job.
+const partitions = startPartitionKeeper({ pool, log, intervalMs: 15 * 60_000 });
 probes.markStarted();
 log.info({ stream: names.stream, consumer: names.persisterConsumer, batchSize: config.batchSize }, 'persister consuming');
 
@@ -71,6 +74,7 @@ const shutdown = onShutdown({
   steps: [
     { name: 'ops', run: () => ops.close() },
     { name: 'postgres', run: () => pool.end() },
+    { name: 'partitions', run: () => partitions.stop() },
     // Drain after the last batch so its acks are flushed to the server before the socket closes.
     { name: 'nats', run: () => link.nc.drain() },
     { name: 'consumer', run: () => persister.stop() },

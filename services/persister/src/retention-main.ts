@@ -1,0 +1,16 @@
+import { createLogger, createPool, packageVersion } from '@falcon/shared';
+import { loadRetentionConfig, runRetention } from './retention.js';
+
+// One retention pass, run by the chart's CronJob: partitions ahead, expired days dropped.
+const config = loadRetentionConfig(process.env);
+const log = createLogger({ service: 'retention', version: packageVersion(import.meta.url), level: config.logLevel });
+const pool = createPool({ url: config.databaseUrl, max: 1, applicationName: 'falcon-retention', log });
+try {
+  const result = await runRetention(pool, config.retentionDays, new Date(), { log });
+  log.info({ retentionDays: config.retentionDays ?? null, ...result }, 'retention pass done');
+} catch (err) {
+  log.error({ err }, 'retention pass failed');
+  process.exitCode = 1;
+} finally {
+  await pool.end();
+}

@@ -11,7 +11,9 @@ import {
   type Logger,
   type Probes,
 } from '@falcon/shared';
-import type { MessageRepository, Page } from './repository.js';
+import { oneLine } from './copy-json.js';
+import type { ExportFormat, MessageRepository, Page } from './repository.js';
+import { parseTimestamp, TIME_RANGE_PARAMETERS, type TimeRange } from './time-range.js';
 
 export interface AppDeps {
   log: Logger;
@@ -27,15 +29,14 @@ export interface PageQuery {
 }
 
 const MAX_LIMIT = 1000;
+const PAGE_PARAMETERS = ['after', 'limit'] as const;
 
-/**
- * Validates ?after and ?limit. Returns undefined when neither is given (the full list).
- * Unknown or repeated parameters are rejected rather than ignored, so a typo is visible.
- */
-export function parsePageQuery(query: Record<string, string | string[] | undefined>, defaultLimit: number): PageQuery | undefined {
-  const errors: { path: string; message: string }[] = [];
+type Query = Record<string, string | string[] | undefined>;
+type FieldErrors = { path: string; message: string }[];
+
+function readPage(query: Query, defaultLimit: number, known: readonly string[], errors: FieldErrors): PageQuery | undefined {
   for (const [name, value] of Object.entries(query)) {
-    if (name !== 'after' && name !== 'limit') errors.push({ path: `query:${name}`, message: 'is not a known parameter (after, limit)' });
+    if (!known.includes(name)) errors.push({ path: `query:${name}`, message: `is not a known parameter (${known.join(', ')})` });
     else if (Array.isArray(value)) errors.push({ path: `query:${name}`, message: 'must be given once' });
   }
   const after = query['after'];
@@ -44,9 +45,42 @@ export function parsePageQuery(query: Record<string, string | string[] | undefin
   if (typeof limit === 'string' && (!/^\d{1,4}$/.test(limit) || Number(limit) < 1 || Number(limit) > MAX_LIMIT)) {
     errors.push({ path: 'query:limit', message: `must be an integer from 1 to ${MAX_LIMIT}` });
   }
-  if (errors.length) throw problemError(400, 'invalid-parameter', 'invalid query parameters', errors);
   if (after === undefined && limit === undefined) return undefined;
   return { after: after === undefined ? 0 : Number(after), limit: limit === undefined ? defaultLimit : Number(limit) };
+}
+
+const invalid = (errors: FieldErrors) => problemError(400, 'invalid-parameter', 'invalid query parameters', errors);
+
+/**
+ * Validates ?after and ?limit. Returns undefined when neither is given (the full list).
+ * Unknown or repeated parameters are rejected rather than ignored, so a typo is visible.
+ */
+export function parsePageQuery(query: Query, defaultLimit: number): PageQuery | undefined {
+  const errors: FieldErrors = [];
+  const page = readPage(query, defaultLimit, PAGE_PARAMETERS, errors);
+  if (errors.length) throw invalid(errors);
+  return page;
+}
+
+export interface ListQuery {
+  page: PageQuery | undefined;
+  range: TimeRange;
+}
+
+/** ?after, ?limit, and the ?from/?to bounds on receivedAt (RFC 3339), every error at once. */
+export function parseListQuery(query: Query, defaultLimit: number): ListQuery {
+  const errors: FieldErrors = [];
+  const page = readPage(query, defaultLimit, [...PAGE_PARAMETERS, ...TIME_RANGE_PARAMETERS], errors);
+  const range: TimeRange = {};
+  for (const name of TIME_RANGE_PARAMETERS) {
+    const value = query[name];
+    if (typeof value !== 'string') continue;
+    const parsed = parseTimestamp(value);
+    if (parsed === undefined) errors.push({ path: `query:${name}`, message: 'must be an RFC 3339 date-time, e.g. 2026-11-27T10:15:30.123Z' });
+    else range[name] = parsed;
+  }
+  if (errors.length) throw invalid(errors);
+  return { page, range };
 }
 
 function databaseProblem(err: unknown, log: Logger): Error {
@@ -57,12 +91,25 @@ function databaseProblem(err: unknown, log: Logger): Error {
   return err as Error;
 }
 
-function sendPage(ctx: Context, page: Page, path: string, limit: number): void {
+const NDJSON = 'application/x-ndjson';
+
+/** NDJSON only when the client asks for it; anything else (or no Accept) keeps the array. */
+function exportFormat(ctx: Context): ExportFormat {
+  return ctx.accepts('application/json', NDJSON) === NDJSON ? 'ndjson' : 'array';
+}
+
+/** The next page's link keeps the client's other parameters (the time range) as given. */
+function sendPage(ctx: Context, page: Page, path: string, limit: number, format: ExportFormat = 'array'): void {
   if (page.hasMore && page.lastSeq !== undefined) {
-    ctx.set('link', `<${path}?after=${page.lastSeq}&limit=${limit}>; rel="next"`);
+    const next = new URLSearchParams({ after: String(page.lastSeq), limit: String(limit) });
+    for (const name of TIME_RANGE_PARAMETERS) {
+      const value = ctx.query[name];
+      if (typeof value === 'string') next.set(name, value);
+    }
+    ctx.set('link', `<${path}?${next.toString()}>; rel="next"`);
   }
-  ctx.type = 'application/json';
-  ctx.body = page.json;
+  ctx.type = format === 'ndjson' ? NDJSON : 'application/json';
+  ctx.body = format === 'ndjson' ? page.docs.map((doc) => `${oneLine(doc)}\n`).join('') : `[${page.docs.join(',')}]`;
 }
 
 export function createApp(deps: AppDeps): Koa {
@@ -82,18 +129,19 @@ export function createApp(deps: AppDeps): Koa {
   });
 
   router.get('/api/messages', async (ctx) => {
-    const paging = parsePageQuery(ctx.query, deps.defaultLimit);
+    const { page: paging, range } = parseListQuery(ctx.query, deps.defaultLimit);
+    const format = exportFormat(ctx);
     if (paging) {
-      sendPage(ctx, await db(() => deps.repository.page(paging.after, paging.limit)), '/api/messages', paging.limit);
+      sendPage(ctx, await db(() => deps.repository.page(paging.after, paging.limit, range)), '/api/messages', paging.limit, format);
       return;
     }
     // Commit to 200 only once Postgres has started answering; an error before that is a
     // clean problem response, an error after it aborts the body (a truncated JSON array).
     const body = new PassThrough();
-    const done = deps.repository.streamAll(body);
+    const done = deps.repository.streamAll(body, { format, range });
     done.catch((err: unknown) => deps.log.warn({ err }, 'message stream aborted'));
     await db(() => Promise.race([once(body, 'readable'), done]));
-    ctx.type = 'application/json';
+    ctx.type = format === 'ndjson' ? NDJSON : 'application/json';
     ctx.body = body;
   });
 

@@ -1,15 +1,12 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
-import { createMetricsRegistry, createProbes, createSilentLogger, newMessageId } from '@falcon/shared';
-import { createApp } from '../../src/app.js';
-import { createMessageRepository } from '../../src/repository.js';
+import { newMessageId } from '@falcon/shared';
 import { testDatabase, type TestDatabase } from '../../../../test-support/infra.js';
+import { serveQuery } from './serve.js';
 
 describe('query against Postgres', function () {
   this.timeout(60_000);
   let db: TestDatabase;
-  let server: Server;
+  let server: { url: string; close(): void };
   let url: string;
   const ids: string[] = [];
 
@@ -25,12 +22,8 @@ describe('query against Postgres', function () {
 
   before(async () => {
     db = await testDatabase();
-    const probes = createProbes(createMetricsRegistry('query', 'test'), {});
-    probes.markStarted();
-    const app = createApp({ log: createSilentLogger(), probes, repository: createMessageRepository(db.pool), openApi: { openapi: '3.1.0' }, defaultLimit: 100 });
-    server = createServer(app.callback());
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    server = await serveQuery(db.pool);
+    url = server.url;
   });
 
   after(async () => {

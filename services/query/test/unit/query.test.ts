@@ -1,8 +1,9 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { expect } from 'chai';
-import { parsePageQuery } from '../../src/app.js';
-import { CopyJsonArray } from '../../src/copy-json.js';
+import { parseListQuery, parsePageQuery } from '../../src/app.js';
+import { CopyJsonDocuments, oneLine, type ExportFormat } from '../../src/copy-json.js';
+import { parseTimestamp } from '../../src/time-range.js';
 
 function binaryCopy(docs: string[]): Buffer {
   const parts: Buffer[] = [Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'), Buffer.alloc(8)];
@@ -19,17 +20,17 @@ function binaryCopy(docs: string[]): Buffer {
   return Buffer.concat(parts);
 }
 
-async function convert(input: Buffer, chunkSize: number): Promise<string> {
+async function convert(input: Buffer, chunkSize: number, format: ExportFormat = 'array'): Promise<string> {
   const chunks: Buffer[] = [];
   for (let i = 0; i < input.length; i += chunkSize) chunks.push(input.subarray(i, i + chunkSize));
   const out: Buffer[] = [];
-  await pipeline(Readable.from(chunks), new CopyJsonArray(), async function* (source) {
+  await pipeline(Readable.from(chunks), new CopyJsonDocuments(format), async function* (source) {
     for await (const chunk of source) out.push(chunk as Buffer);
   });
   return Buffer.concat(out).toString('utf8');
 }
 
-describe('CopyJsonArray', () => {
+describe('CopyJsonDocuments', () => {
   const docs = ['{"seq":1,"payload":{"s":"a\\\\b \\"q\\" é 😀"}}', '{"seq":2,"payload":{}}', '{"seq":3,"payload":{"n":[1,2,3]}}'];
 
   it('turns a binary COPY of JSON documents into one JSON array, bytes untouched', async () => {
@@ -54,6 +55,72 @@ describe('CopyJsonArray', () => {
       failed = true;
     });
     expect(failed).to.equal(true);
+  });
+});
+
+describe('CopyJsonDocuments as NDJSON', () => {
+  const docs = ['{"seq":1,"payload":{"s":"a\\nb"}}', '{"seq":2,"payload":\r\n{ "multi":\n\t"line" }\n}'];
+
+  it('writes one document per line, every line ended, and nothing for an empty table', async () => {
+    const input = binaryCopy(docs);
+    for (const size of [1, 3, 64]) {
+      const text = await convert(input, size, 'ndjson');
+      expect(text.endsWith('\n')).to.equal(true);
+      const lines = text.split('\n').slice(0, -1);
+      expect(lines, `chunk ${size}`).to.have.length(2);
+      expect(lines.map((l) => JSON.parse(l))).to.deep.equal(docs.map((d) => JSON.parse(d)));
+    }
+    expect(await convert(binaryCopy([]), 4, 'ndjson')).to.equal('');
+  });
+
+  it('turns raw line breaks between tokens into spaces and leaves escaped ones alone', () => {
+    const doc = Buffer.from('{"a":\r\n"x\\ny"}');
+    expect(oneLine(doc).toString()).to.equal('{"a":  "x\\ny"}');
+    const plain = Buffer.from('{"a":1}');
+    expect(oneLine(plain)).to.equal(plain);
+  });
+});
+
+describe('parseTimestamp (RFC 3339)', () => {
+  it('reads date-times with Z or an offset into UTC with microseconds', () => {
+    expect(parseTimestamp('2026-11-27T10:15:30.123Z')).to.equal('2026-11-27T10:15:30.123000Z');
+    expect(parseTimestamp('2026-11-27t10:15:30z')).to.equal('2026-11-27T10:15:30.000000Z');
+    expect(parseTimestamp('2026-11-27T10:15:30.5+01:30')).to.equal('2026-11-27T08:45:30.500000Z');
+    expect(parseTimestamp('1969-12-31T23:59:59.999999Z')).to.equal('1969-12-31T23:59:59.999999Z');
+    expect(parseTimestamp('2024-02-29T00:00:00Z')).to.equal('2024-02-29T00:00:00.000000Z');
+  });
+
+  it('rounds a fraction finer than a microsecond up, so bounds keep their meaning on stored times', () => {
+    expect(parseTimestamp('2026-11-27T10:15:30.0000001Z')).to.equal('2026-11-27T10:15:30.000001Z');
+    expect(parseTimestamp('2026-11-27T10:15:30.1234560000Z')).to.equal('2026-11-27T10:15:30.123456Z');
+  });
+
+  it('maps instants Postgres cannot hold to the infinities', () => {
+    expect(parseTimestamp('0000-01-01T00:00:00Z')).to.equal('-infinity');
+    expect(parseTimestamp('9999-12-31T23:59:59-23:59')).to.equal('infinity');
+  });
+
+  it('rejects what RFC 3339 does not allow', () => {
+    for (const text of ['2026-11-27', '2026-11-27 10:15:30Z', '2026-11-27T10:15:30', '2026-11-27T10:15Z', '2026-11-27T10:15:30+0100', '2026-02-29T00:00:00Z', '2026-13-01T00:00:00Z', '2026-11-27T24:00:00Z', '2026-11-27T10:15:30.Z', '1764288000', 'yesterday', '']) {
+      expect(parseTimestamp(text), text).to.equal(undefined);
+    }
+  });
+});
+
+describe('parseListQuery', () => {
+  it('reads the time range beside paging, either bound alone', () => {
+    expect(parseListQuery({ from: '2026-11-27T00:00:00Z' }, 100)).to.deep.equal({ page: undefined, range: { from: '2026-11-27T00:00:00.000000Z' } });
+    expect(parseListQuery({ to: '2026-11-27T00:00:00Z', after: '5' }, 100)).to.deep.equal({ page: { after: 5, limit: 100 }, range: { to: '2026-11-27T00:00:00.000000Z' } });
+  });
+
+  it('reports every bad parameter at once', () => {
+    try {
+      parseListQuery({ from: 'yesterday', to: ['2026-11-27T00:00:00Z', '2026-11-28T00:00:00Z'], limit: '0' }, 100);
+      expect.fail('no error');
+    } catch (err) {
+      const paths = ((err as { problem: { errors: { path: string }[] } }).problem.errors).map((e) => e.path);
+      expect(paths).to.have.members(['query:from', 'query:to', 'query:limit']);
+    }
   });
 });
 

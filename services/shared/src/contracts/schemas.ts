@@ -6,6 +6,7 @@ const uuid = { type: 'string', format: 'uuid' } as const;
 const timestamp = { type: 'string', format: 'date-time', description: 'RFC 3339, UTC, milliseconds' } as const;
 const seq = { type: 'integer', minimum: 1, description: 'Position in the stream; strictly increasing in order of receipt' } as const;
 const payload = { type: 'object', description: 'The JSON object the client posted, unchanged', additionalProperties: true } as const;
+const publisher = { type: 'string', description: "The sub of the token that posted it; absent without authentication" } as const;
 
 export const acceptedSchema = {
   type: 'object',
@@ -16,7 +17,7 @@ export const acceptedSchema = {
 export const persistedMessageSchema = {
   type: 'object',
   required: ['id', 'seq', 'receivedAt', 'persistedAt', 'payload'],
-  properties: { id: uuid, seq, receivedAt: timestamp, persistedAt: timestamp, payload },
+  properties: { id: uuid, seq, receivedAt: timestamp, persistedAt: timestamp, publisher, payload },
 } as const;
 
 export const problemSchema = {
@@ -37,7 +38,7 @@ export const problemSchema = {
 export const messageFrameSchema = {
   type: 'object',
   required: ['type', 'id', 'seq', 'receivedAt', 'payload'],
-  properties: { type: { const: 'message' }, id: uuid, seq, receivedAt: timestamp, payload },
+  properties: { type: { const: 'message' }, id: uuid, seq, receivedAt: timestamp, publisher, payload },
 } as const;
 
 export const welcomeFrameSchema = {
@@ -46,10 +47,47 @@ export const welcomeFrameSchema = {
   properties: { type: { const: 'welcome' }, lastSeq: { type: 'integer', minimum: 0 }, recovered: { type: 'boolean' } },
 } as const;
 
-const problemResponse = (description: string) => ({
+const problemResponse = (description: string, headers?: Record<string, unknown>) => ({
   description,
+  ...(headers ? { headers } : {}),
   content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
 });
+
+// Authentication is off unless configured (then a bearer JWT with the scope is required), so
+// each operation accepts either no credentials or the scoped token.
+const secured = (scope: string) => ({
+  security: [{}, { bearerAuth: [scope] }],
+  responses: {
+    '401': problemResponse('Missing or invalid token (kind unauthorized), when authentication is on', { 'WWW-Authenticate': { schema: { type: 'string' }, description: 'Bearer' } }),
+    '403': problemResponse(`Valid token without the ${scope} scope (kind forbidden)`),
+  },
+});
+
+const timeBound = (name: string, description: string) => ({
+  name,
+  in: 'query',
+  schema: { type: 'string', format: 'date-time' },
+  description: `${description} (RFC 3339; a bound that is not one is a 400)`,
+});
+
+const messageList = { type: 'array', items: { $ref: '#/components/schemas/PersistedMessage' } };
+
+/** A realtime endpoint: the HTTP answer before the stream; the stream itself is in the AsyncAPI document. */
+const realtimeEndpoint = (summary: string, stream: Record<string, unknown>) => {
+  const auth = secured('messages:subscribe');
+  return {
+    get: {
+      summary,
+      description: 'The events are described in asyncapi.yaml (services/shared/api/) beside this document.',
+      parameters: [
+        { name: 'since', in: 'query', schema: { type: 'integer', minimum: 0 }, description: 'Resume after this seq: every later message the stream still holds, then live' },
+        { name: 'access_token', in: 'query', schema: { type: 'string' }, description: 'The bearer token, for browsers that cannot set headers' },
+      ],
+      security: auth.security,
+      responses: { ...stream, '400': problemResponse('Bad query parameters'), ...auth.responses },
+    },
+  };
+};
 
 /** OpenAPI 3.1 for the HTTP API of ingest and query. */
 export function openApiDocument(version: string): Record<string, unknown> {
@@ -58,7 +96,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
     info: {
       title: 'Falcon',
       version,
-      description: 'Realtime message pipeline. POST to ingest (port 8081), read from query (port 8082), watch on realtime (port 8080, GET /ws).',
+      description: 'Realtime message pipeline. POST to ingest (port 8081), read from query (port 8082), watch on realtime (port 8080, GET /ws or GET /sse; their events are in asyncapi.yaml).',
     },
     paths: {
       '/api/messages': {
@@ -74,6 +112,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
             },
           ],
           requestBody: { required: true, content: { 'application/json': { schema: payload } } },
+          security: secured('messages:write').security,
           responses: {
             '202': {
               description: 'Durably acknowledged by the stream',
@@ -83,23 +122,35 @@ export function openApiDocument(version: string): Record<string, unknown> {
             '400': problemResponse('Malformed JSON, not an object, schema violation, or bad Idempotency-Key'),
             '413': problemResponse('Body over the limit (INGEST_MAX_BYTES, 64 KiB by default)'),
             '415': problemResponse('Content-Type is not application/json'),
+            ...secured('messages:write').responses,
+            '429': problemResponse('Over INGEST_RATE_LIMIT (kind rate-limited); nothing was stored', { 'Retry-After': { schema: { type: 'integer' }, description: 'Seconds to wait' } }),
             '503': problemResponse('The stream could not acknowledge in time; retry after Retry-After seconds with the same Idempotency-Key'),
           },
         },
         get: {
           summary: 'List persisted messages (query)',
-          description: 'Without parameters: every message as one streamed JSON array, by seq. With after and/or limit: one page, with a Link rel="next" header while more rows exist.',
+          description:
+            'Without after/limit: every message (in the time range) streamed, by seq. With after and/or limit: one page, with a Link rel="next" header while more rows exist; the link keeps from and to. ' +
+            'Accept: application/x-ndjson returns the same rows as newline-delimited JSON; application/json or no Accept keeps the array. ' +
+            'Messages older than the retention window (RETENTION_DAYS) are gone whole.',
           parameters: [
             { name: 'after', in: 'query', schema: { type: 'integer', minimum: 0 }, description: 'Return messages with seq greater than this' },
             { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
+            timeBound('from', 'Messages with receivedAt at or after this instant'),
+            timeBound('to', 'Messages with receivedAt before this instant'),
           ],
+          security: secured('messages:read').security,
           responses: {
             '200': {
               description: 'Messages ordered by seq ascending',
               headers: { Link: { schema: { type: 'string' }, description: '<...>; rel="next" while more rows exist' } },
-              content: { 'application/json': { schema: { type: 'array', items: { $ref: '#/components/schemas/PersistedMessage' } } } },
+              content: {
+                'application/json': { schema: messageList },
+                'application/x-ndjson': { schema: { $ref: '#/components/schemas/PersistedMessage' }, description: 'One message per line' },
+              },
             },
-            '400': problemResponse('Bad query parameters'),
+            '400': problemResponse('Bad query parameters, or a from/to that is not an RFC 3339 date-time'),
+            ...secured('messages:read').responses,
           },
         },
       },
@@ -107,10 +158,12 @@ export function openApiDocument(version: string): Record<string, unknown> {
         get: {
           summary: 'One persisted message (query)',
           parameters: [{ name: 'id', in: 'path', required: true, schema: uuid }],
+          security: secured('messages:read').security,
           responses: {
             '200': { description: 'The message', content: { 'application/json': { schema: { $ref: '#/components/schemas/PersistedMessage' } } } },
             '400': problemResponse('id is not a UUID'),
-            '404': problemResponse('No such message'),
+            '404': problemResponse('No such message, or it expired (retention)'),
+            ...secured('messages:read').responses,
           },
         },
       },
@@ -128,12 +181,24 @@ export function openApiDocument(version: string): Record<string, unknown> {
               content: { 'application/json': { schema: { type: 'array', items: { type: 'object' } } } },
             },
             '400': problemResponse('Bad query parameters'),
+            ...secured('messages:read').responses,
           },
+          security: secured('messages:read').security,
         },
       },
+      '/sse': realtimeEndpoint('Server-Sent Events (realtime)', {
+        '200': {
+          description: 'text/event-stream: event welcome first, then event message with id {seq}; resume with Last-Event-ID or since',
+          content: { 'text/event-stream': { schema: { type: 'string' } } },
+        },
+      }),
+      '/ws': realtimeEndpoint('WebSocket (realtime)', { '101': { description: 'Switching to the WebSocket: the welcome frame first, then message frames' } }),
     },
     components: {
       schemas: { Accepted: acceptedSchema, PersistedMessage: persistedMessageSchema, Problem: problemSchema },
+      securitySchemes: {
+        bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Scopes in the scope claim: messages:write, messages:read, messages:subscribe' },
+      },
     },
   };
 }

@@ -67,9 +67,11 @@ async function withLockRetries<T>(pool: Pool, options: PartitionOptions, work: (
       client.release();
       return result;
     } catch (err) {
+      const lockTimeout = (err as { code?: string }).code === LOCK_NOT_AVAILABLE;
       await client.query('ROLLBACK').catch(() => undefined);
-      client.release();
-      if ((err as { code?: string }).code !== LOCK_NOT_AVAILABLE || attempt >= attempts) throw err;
+      // Any other failure may have broken the connection: destroy it rather than reuse it.
+      client.release(lockTimeout ? undefined : err instanceof Error ? err : new Error(String(err)));
+      if (!lockTimeout || attempt >= attempts) throw err;
       options.log.info({ attempt }, 'partition change waited too long for its lock; retrying');
       await new Promise((resolve) => setTimeout(resolve, Math.min(2_000, 100 * attempt)));
     }

@@ -6,7 +6,7 @@ const config = loadRetentionConfig(process.env);
 const log = createLogger({ service: 'retention', version: packageVersion(import.meta.url), level: config.logLevel });
 const pool = createPool({ url: config.databaseUrl, max: 1, applicationName: 'falcon-retention', log });
 try {
-  // Up to about a minute behind long exports (2 s lock waits with backoff); past that the run
+  // Up to about two minutes behind long exports (2 s lock waits with backoff); past that the run
   // fails and the next scheduled run tries again.
   const result = await runRetention(pool, config.retentionDays, new Date(), { log, attempts: 30 });
   log.info({ retentionDays: config.retentionDays ?? null, ...result }, 'retention pass done');

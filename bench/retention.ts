@@ -10,7 +10,7 @@ import pg from 'pg';
 import { createSilentLogger } from '@falcon/shared';
 import { MIGRATIONS_DIR, runMigrations } from '../services/persister/src/migrate.js';
 import { dropExpiredPartitions, partitionFor } from '../services/persister/src/partitions.js';
-import { emptyDatabase } from '../test-support/infra.js';
+import { emptyDatabase, quietPool } from '../test-support/infra.js';
 
 const { values } = parseArgs({ options: { rows: { type: 'string', default: '2000000' }, days: { type: 'string', default: '10' }, expire: { type: 'string', default: '2' } } });
 const ROWS = Number(values.rows);
@@ -34,7 +34,7 @@ async function timed<T>(work: () => Promise<T>): Promise<[T, number]> {
 async function oldSchemaFilled(): Promise<{ url: string; pool: pg.Pool; cleanup(): Promise<void> }> {
   const db = await emptyDatabase();
   await runner({ databaseUrl: db.url, dir: MIGRATIONS_DIR, direction: 'up', count: 1, migrationsTable: 'pgmigrations', log: () => {} });
-  const pool = new pg.Pool({ connectionString: db.url, max: 2 });
+  const pool = quietPool(db.url, 2);
   const [, seconds] = await timed(() =>
     pool.query(
       `INSERT INTO messages (seq, id, received_at, payload)

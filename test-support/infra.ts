@@ -88,6 +88,17 @@ export interface TestDatabase {
   cleanup(): Promise<void>;
 }
 
+/**
+ * A pool for a test database. pg-pool's end() resolves once it has asked its idle clients to
+ * close, not once they have; the DROP DATABASE ... WITH (FORCE) that follows can terminate a
+ * backend still on its way out, and that error on an idle client must not crash the run.
+ */
+export function quietPool(url: string, max: number): pg.Pool {
+  const pool = new pg.Pool({ connectionString: url, max });
+  pool.on('error', () => undefined);
+  return pool;
+}
+
 /** A fresh, empty database (no schema), removed by cleanup(). */
 export async function emptyDatabase(): Promise<{ url: string; cleanup(): Promise<void> }> {
   const { databaseUrl } = await testEndpoints();
@@ -115,7 +126,7 @@ export async function testDatabase(): Promise<TestDatabase> {
   const { runMigrations } = (await import(`${ROOT}/services/persister/dist/migrate.js`)) as typeof import('../services/persister/src/migrate.js');
   const { createSilentLogger } = await import('@falcon/shared');
   await runMigrations(empty.url, createSilentLogger());
-  const pool = new pg.Pool({ connectionString: empty.url, max: 4 });
+  const pool = quietPool(empty.url, 4);
   return {
     url: empty.url,
     pool,

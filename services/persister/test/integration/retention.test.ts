@@ -23,7 +23,7 @@ import { createPartition, dropExpiredPartitions, ensurePartitions, listPartition
 import { startPersister } from '../../src/persister.js';
 import { runRetention } from '../../src/retention.js';
 import { createMessageStore } from '../../src/store.js';
-import { emptyDatabase, testDatabase, testNats, type TestDatabase } from '../../../../test-support/infra.js';
+import { emptyDatabase, quietPool, testDatabase, testNats, type TestDatabase } from '../../../../test-support/infra.js';
 import { ROOT, waitFor } from '../../../../scripts/stack.js';
 
 const DAY = 86_400_000;
@@ -59,7 +59,7 @@ describe('messages partitioned by day, with retention', function () {
   describe('the migration to partitions', () => {
     it('converts a filled unpartitioned table without losing or changing a row, and back', async () => {
       const scratch = await emptyDatabase();
-      const pool = new pg.Pool({ connectionString: scratch.url, max: 2 });
+      const pool = quietPool(scratch.url, 2);
       try {
         await runner({ databaseUrl: scratch.url, dir: MIGRATIONS_DIR, direction: 'up', count: 1, migrationsTable: 'pgmigrations', log: () => {} });
         expect((await pool.query(`SELECT relkind FROM pg_class WHERE relname = 'messages'`)).rows[0].relkind).to.equal('r');

@@ -131,6 +131,7 @@ export function createApp(deps: AppDeps): Koa {
   router.get('/api/messages', async (ctx) => {
     const { page: paging, range } = parseListQuery(ctx.query, deps.defaultLimit);
     const format = exportFormat(ctx);
+    ctx.vary('Accept'); // the same URL answers JSON or NDJSON
     if (paging) {
       sendPage(ctx, await db(() => deps.repository.page(paging.after, paging.limit, range)), '/api/messages', paging.limit, format);
       return;

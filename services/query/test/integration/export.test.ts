@@ -56,6 +56,7 @@ describe('query: NDJSON and time ranges against Postgres', function () {
     const res = await fetch(`${url}/api/messages`, { headers: { accept: 'application/x-ndjson' } });
     expect(res.status).to.equal(200);
     expect(res.headers.get('content-type')).to.match(/^application\/x-ndjson/);
+    expect(res.headers.get('vary')).to.match(/accept/i);
     const lines = await ndjson(res);
     const array = (await (await fetch(`${url}/api/messages`, { headers: { accept: 'application/json' } })).json()) as Row[];
     expect(lines).to.have.length(3 * ROWS_PER_DAY);

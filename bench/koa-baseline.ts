@@ -4,13 +4,13 @@
  *   argv: port
  */
 import { createServer } from 'node:http';
-import { bodyParser } from '@koa/bodyparser';
 import Koa from 'koa';
+import { readJsonBody } from '../services/ingest/src/json-body.js';
 
 const app = new Koa();
-app.use(bodyParser({ enableTypes: ['json'] }));
-app.use((ctx) => {
+app.use(async (ctx) => {
+  const { value } = await readJsonBody(ctx.req, 64 * 1024);
   ctx.status = 202;
-  ctx.body = { ok: typeof ctx.request.body === 'object' };
+  ctx.body = { ok: typeof value === 'object' };
 });
 createServer(app.callback()).listen(Number(process.argv[2]), '127.0.0.1', () => process.send!({ type: 'ready' }));

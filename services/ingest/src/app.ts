@@ -1,4 +1,3 @@
-import { bodyParser } from '@koa/bodyparser';
 import cors from '@koa/cors';
 import { Router } from '@koa/router';
 import Koa, { type Context } from 'koa';
@@ -14,7 +13,8 @@ import {
   type Logger,
   type Probes,
 } from '@falcon/shared';
-import type { Publisher } from './publisher.js';
+import { readJsonBody } from './json-body.js';
+import { classifyPublishError, type Publisher } from './publisher.js';
 
 export interface IngestMetrics {
   requests: Counter<'outcome'>;
@@ -103,26 +103,9 @@ export function createApp(deps: AppDeps): Koa {
       }
       await next();
     },
-    bodyParser({
-      enableTypes: ['json'],
-      jsonLimit: deps.maxBytes,
-      // Not strict: null, numbers and strings parse here and get the clearer "must be an
-      // object" answer below.
-      jsonStrict: false,
-      encoding: 'utf-8',
-      onError: (err) => {
-        const status = (err as { status?: number }).status;
-        if (status === 413) throw problemError(413, 'body-too-large', `body is over the limit of ${deps.maxBytes} bytes`);
-        if (status === 415) throw problemError(415, 'unsupported-media-type', (err as Error).message);
-        throw problemError(400, 'invalid-json', `body is not valid JSON: ${(err as Error).message}`);
-      },
-    }),
     async (ctx) => {
-      const body: unknown = ctx.request.body;
-      const raw = (ctx.request.rawBody ?? '').trim();
-      if (raw === '') {
-        throw problemError(400, 'invalid-json', 'body is empty; expected a JSON object');
-      }
+      const { text, value: body } = await readJsonBody(ctx.req, deps.maxBytes);
+      const raw = text.trim();
       if (typeof body !== 'object' || body === null || Array.isArray(body) || !raw.startsWith('{')) {
         throw problemError(400, 'invalid-body', 'body must be a JSON object', [{ path: '', message: 'must be object' }]);
       }
@@ -145,6 +128,10 @@ export function createApp(deps: AppDeps): Koa {
         // The raw text, not a re-serialisation: the stored payload is the client's own bytes.
         accepted = await deps.publisher.publish(raw, key);
       } catch (err) {
+        if (classifyPublishError(err) === 'internal') {
+          deps.log.error({ err }, 'publish failed');
+          throw problemError(500, 'internal', 'the message could not be published; the error has been logged');
+        }
         deps.log.warn({ err }, 'publish not acknowledged');
         throw unavailable('the message stream did not acknowledge in time; retry with the same Idempotency-Key');
       } finally {

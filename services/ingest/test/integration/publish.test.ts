@@ -1,7 +1,8 @@
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { expect } from 'chai';
-import { decodeEnvelope, DEFAULT_STREAM_OPTIONS, ensureMessagesStream } from '@falcon/shared';
-import { createPublisher, type Publisher } from '../../src/publisher.js';
+import { decodeEnvelope, DEFAULT_STREAM_OPTIONS, ensureMessagesStream, falconNames } from '@falcon/shared';
+import { classifyPublishError, createPublisher, type Publisher } from '../../src/publisher.js';
 import { testNats, type TestNats } from '../../../../test-support/infra.js';
 
 describe('ingest publisher against JetStream', function () {
@@ -42,10 +43,51 @@ describe('ingest publisher against JetStream', function () {
     expect(new Set([a.seq, b.seq, c.seq]).size).to.equal(3);
   });
 
-  it('creates and updates the stream idempotently, from any number of callers at once', async () => {
-    const options = { ...DEFAULT_STREAM_OPTIONS, duplicateWindowMs: 180_000 };
-    const infos = await Promise.all([1, 2, 3].map(() => ensureMessagesStream(jsm, nats.names, options)));
-    for (const info of infos) expect(info.config.duplicate_window).to.equal(180_000 * 1e6);
-    expect(infos[0]!.config.subjects).to.deep.equal([nats.names.subject]);
+  it('creates the stream once when callers with different settings race with no stream, then updates it', async () => {
+    const names = falconNames(`${nats.names.namespace}-race`);
+    // Start from no stream at all: the race is between creators, not between updates.
+    await jsm.streams.delete(names.stream).catch(() => false);
+    await jsm.streams.info(names.stream).then(
+      () => expect.fail('the stream should not exist before the race'),
+      () => undefined,
+    );
+    // One connection per caller, as separate replicas would have.
+    const callers = await Promise.all([1, 2, 3, 4].map(() => connect({ servers: nats.url.split(',') })));
+    try {
+      const managers = await Promise.all(callers.map((nc) => jetstreamManager(nc)));
+      // Two configurations at once, as when old and new replicas start together in a rolling
+      // upgrade: the callers that lose the create must update rather than fail.
+      const windows = [120_000, 180_000, 120_000, 180_000];
+      const infos = await Promise.all(managers.map((m, i) => ensureMessagesStream(m, names, { ...DEFAULT_STREAM_OPTIONS, duplicateWindowMs: windows[i]! })));
+      for (const info of infos) expect(info.config.subjects).to.deep.equal([names.subject]);
+      expect(new Set(infos.map((info) => info.created)).size, 'one stream, created once').to.equal(1);
+      const final = await jsm.streams.info(names.stream);
+      expect([120_000 * 1e6, 180_000 * 1e6]).to.include(final.config.duplicate_window);
+      const updated = await ensureMessagesStream(managers[0]!, names, { ...DEFAULT_STREAM_OPTIONS, duplicateWindowMs: 240_000 });
+      expect(updated.config.duplicate_window).to.equal(240_000 * 1e6);
+    } finally {
+      await jsm.streams.delete(names.stream).catch(() => false);
+      await Promise.all(callers.map((nc) => nc.close()));
+    }
+  });
+
+  it('reports a publish with no stream on the subject as unavailable (503), from the real error', async () => {
+    const nowhere = createPublisher({ js: jetstream(nats.nc), jsm, names: falconNames(`${nats.names.namespace}-none`), timeoutMs: 2000 });
+    const failure = await nowhere.publish('{}').then(() => undefined, (err: unknown) => err);
+    expect(failure).to.be.instanceOf(Error);
+    expect(classifyPublishError(failure)).to.equal('unavailable');
+  });
+
+  it('reports a message the stream refuses (over its size limit) as internal (500), from the real error', async () => {
+    const names = falconNames(`${nats.names.namespace}-small`);
+    await ensureMessagesStream(jsm, names, { ...DEFAULT_STREAM_OPTIONS, maxMessageBytes: 256 });
+    try {
+      const small = createPublisher({ js: jetstream(nats.nc), jsm, names, timeoutMs: 5000 });
+      const failure = await small.publish(JSON.stringify({ text: 'x'.repeat(1000) })).then(() => undefined, (err: unknown) => err);
+      expect(failure).to.be.instanceOf(Error);
+      expect(classifyPublishError(failure)).to.equal('internal');
+    } finally {
+      await jsm.streams.delete(names.stream);
+    }
   });
 });

@@ -1,20 +1,27 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
+import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
+import { jserrors } from '@nats-io/jetstream/internal';
+import { errors } from '@nats-io/transport-node';
 import { expect } from 'chai';
+import { pino } from 'pino';
 import { Counter, createMetricsRegistry, createProbes, createSilentLogger, Histogram, type AcceptedResponse } from '@falcon/shared';
 import { createApp, jsonDepth, readIdempotencyKey, type AppDeps } from '../../src/app.js';
 import { compilePayloadSchema } from '../../src/payload-schema.js';
-import { dedupeId, type Publisher } from '../../src/publisher.js';
+import { classifyPublishError, dedupeId, type Publisher } from '../../src/publisher.js';
 
 interface Published {
   payloadJson: string;
   key: string | undefined;
 }
 
-function fakePublisher(published: Published[], fail = false): Publisher {
+/** Publishes into `published`, or fails every publish with `failure`. */
+function fakePublisher(published: Published[], failure?: Error): Publisher {
   return {
     async publish(payloadJson, key) {
-      if (fail) throw new Error('timeout');
+      if (failure) throw failure;
       published.push({ payloadJson, key });
       const answer: AcceptedResponse = { id: '0193f3c6-5a7e-7cc2-9a4b-2f3d1c0e9b11', seq: published.length, receivedAt: '2026-11-27T10:15:30.123Z', duplicate: false };
       return answer;
@@ -48,7 +55,15 @@ async function serve(overrides: Partial<AppDeps>): Promise<{ url: string; server
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
 }
 
-const post = (url: string, body: string, headers: Record<string, string> = { 'content-type': 'application/json' }) =>
+/** What a real no-responders publish throws: JetStreamNotEnabled around RequestError around NoRespondersError. */
+function noResponders(): Error {
+  const request = new errors.RequestError('no responders', { cause: new errors.NoRespondersError('falcon.messages') });
+  return new jserrors.JetStreamNotEnabled('jetstream is not enabled', { cause: request });
+}
+
+const apiError = (status: number, errCode: number, description: string) => new JetStreamApiError({ code: status, err_code: errCode, description });
+
+const post = (url: string, body: BodyInit, headers: Record<string, string> = { 'content-type': 'application/json' }) =>
   fetch(`${url}/api/messages`, { method: 'POST', headers, body });
 
 describe('ingest POST /api/messages (fake stream)', () => {
@@ -93,6 +108,41 @@ describe('ingest POST /api/messages (fake stream)', () => {
       expect(problem).to.include.keys('type', 'title', 'status', 'detail');
     }
     expect(published).to.have.length(0);
+  });
+
+  it('answers 400 for a body that is not valid UTF-8 and publishes nothing', async () => {
+    const invalid = {
+      'a byte that never starts a character': [0xff],
+      'a lone continuation byte': [0x80],
+      'an overlong encoding of "/"': [0xc0, 0xaf],
+      'a UTF-16 surrogate': [0xed, 0xa0, 0x80],
+      'a truncated sequence': [0xe2, 0x82],
+      'Latin-1 "é"': [0xe9],
+    };
+    for (const [name, bytes] of Object.entries(invalid)) {
+      const body = Buffer.concat([Buffer.from('{"text":"'), Buffer.from(bytes), Buffer.from('"}')]);
+      const res = await post(url, body, { 'content-type': 'application/json; charset=utf-8' });
+      expect(res.status, name).to.equal(400);
+      expect(res.headers.get('content-type')).to.equal('application/problem+json');
+      expect(((await res.json()) as { type: string }).type, name).to.match(/invalid-encoding$/);
+    }
+    expect(published).to.have.length(0);
+  });
+
+  it('accepts valid UTF-8 of every length, including U+FFFD itself, unaltered', async () => {
+    const body = '{"text":"aé€😀\ufffd�"}';
+    expect((await post(url, Buffer.from(body, 'utf8'))).status).to.equal(202);
+    expect(published).to.deep.equal([{ payloadJson: body, key: undefined }]);
+  });
+
+  it('reads a gzip-encoded body and still refuses invalid UTF-8 inside it', async () => {
+    const good = await post(url, gzipSync('{"zipped":true}'), { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+    expect(good.status).to.equal(202);
+    expect(published.map((p) => p.payloadJson)).to.deep.equal(['{"zipped":true}']);
+    const bad = await post(url, gzipSync(Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xff, 0x22, 0x7d])), { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+    expect(bad.status).to.equal(400);
+    const unknown = await post(url, '{}', { 'content-type': 'application/json', 'content-encoding': 'zstd-unknown' });
+    expect(unknown.status).to.equal(415);
   });
 
   it('answers 400 for a payload nested deeper than the limit', async () => {
@@ -160,12 +210,51 @@ describe('ingest when the stream cannot acknowledge', () => {
     server.close();
   });
 
-  it('answers 503 with Retry-After when the publish fails', async () => {
-    const { url, server } = await serve({ publisher: fakePublisher([], true) });
-    const res = await post(url, '{}');
-    expect(res.status).to.equal(503);
-    expect(res.headers.get('retry-after')).to.equal('2');
-    server.close();
+  for (const [name, failure] of [
+    ['no PubAck arrives before the timeout', new errors.TimeoutError()],
+    ['nothing answers on the subject (no responders)', noResponders()],
+    ['the connection is closed', new errors.ClosedConnectionError()],
+    ['the connection is draining', new errors.DrainingConnectionError()],
+    ['JetStream answers 503 (temporarily unavailable)', apiError(503, 10008, 'JetStream system temporarily unavailable')],
+  ] as const) {
+    it(`answers 503 with Retry-After when ${name}`, async () => {
+      const { url, server } = await serve({ publisher: fakePublisher([], failure) });
+      const res = await post(url, '{}');
+      expect(res.status).to.equal(503);
+      expect(res.headers.get('retry-after')).to.equal('2');
+      server.close();
+    });
+  }
+
+  it('answers a logged 500, not "retry later", when the publish fails for any other reason', async () => {
+    const lines: string[] = [];
+    const log = pino({ level: 'info' }, new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) }));
+    for (const failure of [apiError(400, 10054, 'message size exceeds maximum allowed'), new errors.PermissionViolationError('denied', 'publish', 'falcon.messages'), new Error('stream no longer holds seq 7')]) {
+      const { url, server } = await serve({ log, publisher: fakePublisher([], failure) });
+      const res = await post(url, '{}');
+      expect(res.status, failure.message).to.equal(500);
+      expect(res.headers.get('retry-after')).to.equal(null);
+      expect(((await res.json()) as { type: string }).type).to.match(/internal$/);
+      server.close();
+    }
+    const errorsLogged = lines.map((l) => JSON.parse(l) as { level: number; msg: string }).filter((l) => l.level >= 50);
+    expect(errorsLogged.map((l) => l.msg)).to.deep.equal(['publish failed', 'publish failed', 'publish failed']);
+  });
+});
+
+describe('classifyPublishError', () => {
+  it('reads the library error classes and JetStream codes, through the cause chain', () => {
+    expect(classifyPublishError(new errors.TimeoutError())).to.equal('unavailable');
+    expect(classifyPublishError(noResponders())).to.equal('unavailable');
+    expect(classifyPublishError(new errors.ConnectionError('connection refused'))).to.equal('unavailable');
+    expect(classifyPublishError(apiError(404, JetStreamApiCodes.StreamNotFound, 'stream not found'))).to.equal('unavailable');
+    expect(classifyPublishError(apiError(503, 10077, 'maximum messages exceeded'))).to.equal('unavailable');
+    const notEnabled = apiError(503, JetStreamApiCodes.JetStreamNotEnabledForAccount, 'jetstream not enabled for account');
+    expect(classifyPublishError(new jserrors.JetStreamNotEnabled(notEnabled.message, { cause: notEnabled }))).to.equal('internal');
+    expect(classifyPublishError(apiError(400, 10054, 'message size exceeds maximum allowed'))).to.equal('internal');
+    expect(classifyPublishError(new errors.PermissionViolationError('denied', 'publish', 'x'))).to.equal('internal');
+    expect(classifyPublishError(new Error('anything else'))).to.equal('internal');
+    expect(classifyPublishError('not even an Error')).to.equal('internal');
   });
 });
 

@@ -119,7 +119,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
               headers: { Location: { schema: { type: 'string' }, description: '/api/messages/{id}' } },
               content: { 'application/json': { schema: { $ref: '#/components/schemas/Accepted' } } },
             },
-            '400': problemResponse('Malformed JSON, not an object, schema violation, or bad Idempotency-Key'),
+            '400': problemResponse('Malformed JSON, not valid UTF-8, not an object, schema violation, or bad Idempotency-Key'),
             '413': problemResponse('Body over the limit (INGEST_MAX_BYTES, 64 KiB by default)'),
             '415': problemResponse('Content-Type is not application/json'),
             ...secured('messages:write').responses,

@@ -32,6 +32,7 @@ const TITLES: Record<number, string> = {
 /** Problem types are stable identifiers, documented in the README. */
 export type ProblemKind =
   | 'invalid-json'
+  | 'invalid-encoding'
   | 'invalid-body'
   | 'validation'
   | 'invalid-idempotency-key'

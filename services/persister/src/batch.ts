@@ -1,4 +1,4 @@
-import { isTransientDbError, splitEnvelope, type Logger } from '@falcon/shared';
+import { isDatabaseUnavailable, isTransientDbError, splitEnvelope, type Logger } from '@falcon/shared';
 import type { MessageRow, MessageStore } from './store.js';
 
 /** What the batch handler needs of a stream message; JsMsg satisfies it through toDelivery. */
@@ -26,6 +26,39 @@ export interface BatchHandlerDeps {
   /** A message failing on its own this many times is dead-lettered instead of retried. */
   maxDeliver: number;
   isTransient?: (err: unknown) => boolean;
+  /** Whether a failure is the whole database being out of reach rather than this message. */
+  isDatabaseDown?: (err: unknown) => boolean;
+}
+
+/**
+ * How often each message has failed when written on its own, by stream seq. JetStream's
+ * delivery count cannot serve: it also counts every redelivery during a database outage, so
+ * after a long one a message would be dead-lettered on its first real failure. Kept in memory:
+ * a restart or another replica starts counting afresh, which only ever allows more retries,
+ * never fewer. Bounded, oldest forgotten first (a message acked by another replica is never
+ * seen again here).
+ */
+export class FailureCounts {
+  private readonly counts = new Map<number, number>();
+
+  constructor(private readonly capacity = 10_000) {}
+
+  /** Records one more failure and returns how many there have been. */
+  add(seq: number): number {
+    const count = (this.counts.get(seq) ?? 0) + 1;
+    this.counts.delete(seq);
+    this.counts.set(seq, count);
+    if (this.counts.size > this.capacity) this.counts.delete(this.counts.keys().next().value!);
+    return count;
+  }
+
+  forget(seq: number): void {
+    if (this.counts.size > 0) this.counts.delete(seq);
+  }
+
+  get size(): number {
+    return this.counts.size;
+  }
 }
 
 /** Redelivery delay after a failure: 0.5 s doubling to 30 s, by delivery count. */
@@ -42,12 +75,16 @@ function errorText(err: unknown): string {
  * Stores a batch in one statement and acks only after it committed. When the statement fails
  * for a reason tied to the data (not the database being down), the batch is split so that one
  * bad message never holds back the others: each is retried alone, and the ones that cannot
- * succeed go to dead_letters with the reason, then are acked.
+ * succeed go to dead_letters with the reason, then are acked. Only failures of a message
+ * written alone count towards `maxDeliver`; a database outage naks without using them up.
  */
 export function createBatchHandler(deps: BatchHandlerDeps) {
   const isTransient = deps.isTransient ?? isTransientDbError;
+  const isDatabaseDown = deps.isDatabaseDown ?? isDatabaseUnavailable;
+  const failures = new FailureCounts();
 
   async function deadLetter(d: Delivery, row: MessageRow | undefined, reason: string, outcome: BatchOutcome): Promise<void> {
+    failures.forget(d.seq);
     try {
       await deps.store.deadLetter({
         seq: d.seq,
@@ -71,11 +108,21 @@ export function createBatchHandler(deps: BatchHandlerDeps) {
     try {
       const inserted = await deps.store.insert([row]);
       d.ack();
+      failures.forget(d.seq);
       outcome.stored += inserted;
       outcome.duplicates += 1 - inserted;
     } catch (err) {
-      if (isTransient(err) && d.deliveryCount < deps.maxDeliver) {
+      if (isTransient(err) && isDatabaseDown(err)) {
+        // The database went away under this message: not its failure.
         d.nak(nakDelay(d.deliveryCount));
+        outcome.retried += 1;
+        outcome.databaseDown = true;
+        return;
+      }
+      const count = isTransient(err) ? failures.add(d.seq) : deps.maxDeliver;
+      if (count < deps.maxDeliver) {
+        deps.log.warn({ err, seq: d.seq, failures: count }, 'message failed on its own; will retry');
+        d.nak(nakDelay(count));
         outcome.retried += 1;
       } else {
         await deadLetter(d, row, errorText(err), outcome);
@@ -98,12 +145,17 @@ export function createBatchHandler(deps: BatchHandlerDeps) {
     if (rows.length === 0) return outcome;
     try {
       const inserted = await deps.store.insert(rows);
-      for (const d of good) d.ack();
+      for (const d of good) {
+        d.ack();
+        failures.forget(d.seq);
+      }
       outcome.stored += inserted;
       outcome.duplicates += rows.length - inserted;
       return outcome;
     } catch (err) {
-      if (isTransient(err)) {
+      // A deadlock or a statement timeout is transient too, but may be one message's doing:
+      // only the database being out of reach naks the whole batch; anything else splits it.
+      if (isTransient(err) && isDatabaseDown(err)) {
         deps.log.warn({ err, count: rows.length, firstSeq: rows[0]?.seq }, 'batch not stored; database unavailable, will retry');
         for (const d of good) d.nak(nakDelay(d.deliveryCount));
         outcome.retried += good.length;
@@ -112,7 +164,15 @@ export function createBatchHandler(deps: BatchHandlerDeps) {
       }
       deps.log.warn({ err, count: rows.length }, 'batch rejected; storing its messages one by one');
     }
-    for (let i = 0; i < rows.length; i++) await one(good[i]!, rows[i]!, outcome);
+    for (let i = 0; i < rows.length; i++) {
+      if (outcome.databaseDown) {
+        // Once the database is gone, the rest would only wait for their own connection errors.
+        good[i]!.nak(nakDelay(good[i]!.deliveryCount));
+        outcome.retried += 1;
+      } else {
+        await one(good[i]!, rows[i]!, outcome);
+      }
+    }
     return outcome;
   };
 }

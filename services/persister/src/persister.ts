@@ -1,3 +1,4 @@
+import { setTimeout as sleepFor } from 'node:timers/promises';
 import type { JsMsg } from '@nats-io/jetstream';
 import type { Counter, Histogram, Logger } from '@falcon/shared';
 import type { BatchHandler, BatchOutcome, Delivery } from './batch.js';
@@ -22,6 +23,16 @@ export interface PersisterDeps {
   metrics: PersisterMetrics;
   /** Called after every batch with whether the database took it (for /readyz). */
   onDatabase?: (healthy: boolean) => void;
+  /** The wait after a failed batch; must resolve as soon as `signal` aborts (on stop). */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+}
+
+/** Waits `ms`, or less if `signal` aborts; never rejects. */
+export const abortableSleep = (ms: number, signal: AbortSignal): Promise<void> => sleepFor(ms, undefined, { signal }).catch(() => undefined);
+
+/** Wait after the nth database failure in a row: 250 ms doubling to 15 s. */
+export function databaseBackoff(previousMs: number): number {
+  return Math.min(15_000, previousMs ? previousMs * 2 : 250);
 }
 
 export interface Persister {
@@ -53,9 +64,9 @@ export function startPersister(deps: PersisterDeps): Persister {
   const concurrency = deps.concurrency ?? 2;
   const writers = new Set<Promise<void>>();
   let scheduled = false;
-  let stopping = false;
+  const stopping = new AbortController();
+  const sleep = deps.sleep ?? abortableSleep;
   let backoffMs = 0;
-  const wakers = new Set<() => void>();
 
   function record(outcome: BatchOutcome, size: number, seconds: number): void {
     deps.metrics.batchSeconds.observe(seconds);
@@ -64,18 +75,6 @@ export function startPersister(deps: PersisterDeps): Persister {
     if (outcome.duplicates) deps.metrics.messages.inc({ outcome: 'duplicate' }, outcome.duplicates);
     if (outcome.deadLettered) deps.metrics.messages.inc({ outcome: 'dead_lettered' }, outcome.deadLettered);
     if (outcome.retried) deps.metrics.messages.inc({ outcome: 'retried' }, outcome.retried);
-  }
-
-  async function pause(ms: number): Promise<void> {
-    await new Promise<void>((resolve) => {
-      const wake = () => {
-        clearTimeout(timer);
-        wakers.delete(wake);
-        resolve();
-      };
-      const timer = setTimeout(wake, ms);
-      wakers.add(wake);
-    });
   }
 
   async function writeOne(): Promise<void> {
@@ -97,8 +96,8 @@ export function startPersister(deps: PersisterDeps): Persister {
     }
     if (outcome.databaseDown) {
       // Back off so an unreachable database is not hammered; the naked messages return later.
-      backoffMs = Math.min(15_000, backoffMs ? backoffMs * 2 : 250);
-      if (!stopping) await pause(backoffMs);
+      backoffMs = databaseBackoff(backoffMs);
+      if (!stopping.signal.aborted) await sleep(backoffMs, stopping.signal);
     } else {
       backoffMs = 0;
     }
@@ -139,8 +138,7 @@ export function startPersister(deps: PersisterDeps): Persister {
   return {
     done,
     async stop() {
-      stopping = true;
-      for (const wake of [...wakers]) wake();
+      stopping.abort();
       await deps.messages.close();
       await done;
     },

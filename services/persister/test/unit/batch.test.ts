@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { createSilentLogger, encodeEnvelope } from '@falcon/shared';
-import { createBatchHandler, nakDelay, type Delivery } from '../../src/batch.js';
+import { createBatchHandler, FailureCounts, nakDelay, type Delivery } from '../../src/batch.js';
 import { copyLine, type DeadLetter, type MessageRow, type MessageStore } from '../../src/store.js';
 
 interface Tracked extends Delivery {
@@ -106,19 +106,70 @@ describe('persister batch handler', () => {
     expect(deadLetters[0]!.reason).to.match(/undecodable/);
   });
 
-  it('retries a message failing alone until maxDeliver, then dead-letters it', async () => {
+  it('retries a message failing alone until it has failed maxDeliver times, then dead-letters it', async () => {
     const failing = (batch: MessageRow[]) => (batch.some((r) => r.seq === 2) ? (batch.length > 1 ? pgError('22000') : pgError('57014')) : undefined);
     const { store, deadLetters } = fakeStore({ failWith: failing });
     const handle = createBatchHandler({ store, log: createSilentLogger(), maxDeliver: 3 });
-    const early = delivery(2, envelope(2), 1);
-    await handle([delivery(1, envelope(1)), early]);
-    expect(early.naked).to.have.length(1);
-    expect(deadLetters).to.have.length(0);
-    const last = delivery(2, envelope(2), 3);
-    await handle([delivery(3, envelope(3)), last]);
-    expect(last.acked).to.equal(1);
+    const attempts = [1, 2, 3].map((n) => delivery(2, envelope(2), n));
+    for (const d of attempts) await handle([delivery(10 + d.deliveryCount, envelope(10 + d.deliveryCount)), d]);
+    expect(attempts.map((d) => d.naked)).to.deep.equal([[500], [1000], []]);
+    expect(attempts.map((d) => d.acked)).to.deep.equal([0, 0, 1]);
     expect(deadLetters).to.have.length(1);
     expect(deadLetters[0]!.reason).to.match(/57014/);
+  });
+
+  it('does not count deliveries during a database outage against a message', async () => {
+    let databaseDown = true;
+    const failing = (batch: MessageRow[]) => {
+      if (databaseDown) return pgError('08006');
+      return batch.some((r) => r.seq === 2) ? (batch.length > 1 ? pgError('22000') : pgError('57014')) : undefined;
+    };
+    const { store, deadLetters } = fakeStore({ failWith: failing });
+    const handle = createBatchHandler({ store, log: createSilentLogger(), maxDeliver: 3 });
+    // A long outage: the message is delivered and naked far more often than maxDeliver.
+    for (let n = 1; n <= 20; n++) {
+      const outcome = await handle([delivery(1, envelope(1), n), delivery(2, envelope(2), n)]);
+      expect(outcome).to.include({ databaseDown: true, deadLettered: 0 });
+    }
+    databaseDown = false;
+    // Back up: the message now fails on its own, for the first time. It is retried, not dead-lettered.
+    const first = delivery(2, envelope(2), 21);
+    const outcome = await handle([delivery(1, envelope(1), 21), first]);
+    expect(outcome).to.include({ stored: 1, retried: 1, deadLettered: 0 });
+    expect(first.naked).to.deep.equal([500]);
+    expect(deadLetters).to.have.length(0);
+    // Its budget is its own failures: two more and it goes.
+    await handle([delivery(2, envelope(2), 22)]);
+    expect(deadLetters).to.have.length(0);
+    await handle([delivery(2, envelope(2), 23)]);
+    expect(deadLetters).to.have.length(1);
+    expect(deadLetters[0]).to.include({ seq: 2, deliveries: 23 });
+  });
+
+  it('naks the rest of a split batch without counting when the database goes away during it', async () => {
+    let inserts = 0;
+    const failing = (batch: MessageRow[]) => {
+      inserts += 1;
+      if (batch.length > 1) return pgError('22000');
+      return batch[0]!.seq === 1 ? undefined : pgError('08006');
+    };
+    const { store, rows, deadLetters } = fakeStore({ failWith: failing });
+    const handle = createBatchHandler({ store, log: createSilentLogger(), maxDeliver: 1 });
+    const batch = [1, 2, 3, 4].map((n) => delivery(n, envelope(n), 5));
+    const outcome = await handle(batch);
+    expect(outcome).to.deep.equal({ stored: 1, duplicates: 0, deadLettered: 0, retried: 3, databaseDown: true });
+    expect([...rows.keys()]).to.deep.equal([1]);
+    expect(deadLetters).to.have.length(0);
+    expect(batch.map((d) => d.naked.length)).to.deep.equal([0, 1, 1, 1]);
+    // The batch, seq 1 alone, seq 2 alone; seqs 3 and 4 are not tried against a database that is gone.
+    expect(inserts).to.equal(3);
+  });
+
+  it('dead-letters at once a message the database refuses for good', async () => {
+    const { store, deadLetters } = fakeStore({ failWith: (batch) => (batch.some((r) => r.seq === 2) ? pgError('22P02') : undefined) });
+    const outcome = await createBatchHandler({ store, log: createSilentLogger(), maxDeliver: 10 })([delivery(2, envelope(2), 1)]);
+    expect(outcome).to.include({ deadLettered: 1, retried: 0 });
+    expect(deadLetters).to.have.length(1);
   });
 
   it('keeps a message for redelivery when even the dead-letter write fails', async () => {
@@ -132,6 +183,18 @@ describe('persister batch handler', () => {
 
   it('backs redelivery off from 0.5 s doubling to 30 s', () => {
     expect([1, 2, 3, 4, 7, 8, 100].map(nakDelay)).to.deep.equal([500, 1000, 2000, 4000, 30000, 30000, 30000]);
+  });
+});
+
+describe('FailureCounts', () => {
+  it('counts per seq, forgets on request and keeps at most its capacity, oldest out first', () => {
+    const counts = new FailureCounts(2);
+    expect([counts.add(1), counts.add(1), counts.add(2)]).to.deep.equal([1, 2, 1]);
+    counts.add(3);
+    expect(counts.size).to.equal(2);
+    expect(counts.add(1), 'seq 1 was the oldest, so it was forgotten').to.equal(1);
+    counts.forget(1);
+    expect(counts.add(3)).to.equal(2);
   });
 });
 

@@ -57,6 +57,19 @@ export function isTransientDbError(err: unknown): boolean {
   return TRANSIENT_SQLSTATE.test(code);
 }
 
+/**
+ * Whether the error says the database as a whole is out of reach (no SQLSTATE: refused, reset,
+ * timed out; class 08 connection; 53 insufficient resources; 57P01-57P03 shutting down or not
+ * accepting connections; 58 system errors), as opposed to one statement failing (a deadlock, a
+ * serialization failure, a statement timeout), which says something about what it was given.
+ * https://www.postgresql.org/docs/current/errcodes-appendix.html
+ */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string' || !/^[0-9A-Z]{5}$/.test(code)) return true;
+  return /^(08|53|58|57P0[1-3])/.test(code);
+}
+
 /** Whether the database answers within `timeoutMs` (for /readyz, which must answer fast). */
 export async function pingDb(pool: Pool, timeoutMs = 1_000): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;

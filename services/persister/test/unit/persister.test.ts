@@ -98,6 +98,10 @@ function metrics(): PersisterDeps['metrics'] {
   };
 }
 
+function start(messages: MessageSource, handle: PersisterDeps['handle'], options: Partial<PersisterDeps> = {}) {
+  return startPersister({ messages, handle, batchSize: 10, concurrency: 1, log: createSilentLogger(), metrics: metrics(), ...options });
+}
+
 /** Polls `check` (no fixed sleep) until it holds, failing after a deadline. */
 async function until(check: () => boolean, what: string, timeoutMs = 2_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -111,7 +115,7 @@ describe('persister loop (fake consumer and handler)', () => {
   it('writes full batches at once and a trickle without waiting for a batch to fill', async () => {
     const source = new FakeSource();
     const { batches, handle } = fakeHandler();
-    const persister = startPersister({ messages: source, handle, batchSize: 3, concurrency: 1, log: createSilentLogger(), metrics: metrics() });
+    const persister = start(source, handle, { batchSize: 3 });
     source.push(1, 2, 3, 4, 5, 6, 7);
     await until(() => source.msgs.every((m) => m.acked), 'every message acked');
     expect(batches.flat()).to.deep.equal([1, 2, 3, 4, 5, 6, 7]);
@@ -128,7 +132,7 @@ describe('persister loop (fake consumer and handler)', () => {
     const source = new FakeSource();
     const release = deferred();
     const { batches, handle } = fakeHandler(() => release.promise);
-    const persister = startPersister({ messages: source, handle, batchSize: 2, concurrency: 2, log: createSilentLogger(), metrics: metrics() });
+    const persister = start(source, handle, { batchSize: 2, concurrency: 2 });
     source.push(...Array.from({ length: 20 }, (_, i) => i + 1));
     await until(() => batches.length === 2, 'both writers busy');
     // Give the loop every chance to take more than it should.
@@ -145,7 +149,7 @@ describe('persister loop (fake consumer and handler)', () => {
     const source = new FakeSource();
     const release = deferred();
     const { handle } = fakeHandler(() => release.promise);
-    const persister = startPersister({ messages: source, handle, batchSize: 2, concurrency: 1, log: createSilentLogger(), metrics: metrics() });
+    const persister = start(source, handle, { batchSize: 2 });
     source.push(1, 2, 3, 4);
     await until(() => source.taken === 4, 'four messages taken');
     let stopped = false;
@@ -166,16 +170,7 @@ describe('persister loop (fake consumer and handler)', () => {
     const down = [true, true, true, true, false, true];
     const { batches, handle } = fakeHandler(async () => ({ databaseDown: down[batches.length - 1] }));
     const health: boolean[] = [];
-    const persister = startPersister({
-      messages: source,
-      handle,
-      batchSize: 10,
-      concurrency: 1,
-      log: createSilentLogger(),
-      metrics: metrics(),
-      onDatabase: (healthy) => health.push(healthy),
-      sleep: async (ms) => void sleeps.push(ms),
-    });
+    const persister = start(source, handle, { onDatabase: (healthy) => health.push(healthy), sleep: async (ms) => void sleeps.push(ms) });
     for (let seq = 1; seq <= 6; seq++) {
       source.push(seq);
       await until(() => health.length === seq, `batch ${seq} reported`);
@@ -192,13 +187,7 @@ describe('persister loop (fake consumer and handler)', () => {
     const source = new FakeSource();
     const { handle } = fakeHandler(async () => ({ databaseDown: true }));
     let aborted = false;
-    const persister = startPersister({
-      messages: source,
-      handle,
-      batchSize: 10,
-      concurrency: 1,
-      log: createSilentLogger(),
-      metrics: metrics(),
+    const persister = start(source, handle, {
       // A backoff that would never end by itself: only the stop's abort ends it.
       sleep: (_ms, signal) =>
         new Promise<void>((resolve) =>

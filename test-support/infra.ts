@@ -5,10 +5,11 @@
  * its own database, both removed afterwards.
  */
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, nuid, type NatsConnection } from '@nats-io/transport-node';
 import pg from 'pg';
-import { falconNames, type FalconNames } from '@falcon/shared';
+import { createSilentLogger, falconNames, migrateDatabase, type FalconNames } from '@falcon/shared';
 import { ROOT } from '../scripts/stack.js';
 
 interface Endpoints {
@@ -99,6 +100,9 @@ export function quietPool(url: string, max: number): pg.Pool {
   return pool;
 }
 
+/** The schema's migrations: SQL owned by the persister, run by shared's migration runner. */
+export const MIGRATIONS_DIR = join(ROOT, 'services', 'persister', 'migrations');
+
 /** A fresh, empty database (no schema), removed by cleanup(). */
 export async function emptyDatabase(): Promise<{ url: string; cleanup(): Promise<void> }> {
   const { databaseUrl } = await testEndpoints();
@@ -123,9 +127,7 @@ export async function emptyDatabase(): Promise<{ url: string; cleanup(): Promise
 /** A fresh database with Falcon's schema applied by the real migrations. */
 export async function testDatabase(): Promise<TestDatabase> {
   const empty = await emptyDatabase();
-  const { runMigrations } = (await import(`${ROOT}/services/persister/dist/migrate.js`)) as typeof import('../services/persister/src/migrate.js');
-  const { createSilentLogger } = await import('@falcon/shared');
-  await runMigrations(empty.url, createSilentLogger());
+  await migrateDatabase({ databaseUrl: empty.url, dir: MIGRATIONS_DIR, log: createSilentLogger() });
   const pool = quietPool(empty.url, 4);
   return {
     url: empty.url,

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import copyStreams from 'pg-copy-streams';
-import { checkout, type Pool, type PoolClient } from '@falcon/shared';
+import { checkout, deadLettersTable, messagesTable, type Pool, type PoolClient } from '@falcon/shared';
 
 export interface MessageRow {
   seq: number;
@@ -25,19 +25,22 @@ export interface MessageStore {
   deadLetter(entry: DeadLetter): Promise<void>;
 }
 
+const D = deadLettersTable.columns;
 const INSERT_DEAD_LETTER = `
-  INSERT INTO dead_letters (seq, id, received_at, deliveries, reason, envelope)
+  INSERT INTO ${deadLettersTable.name} (${D.seq}, ${D.id}, ${D.receivedAt}, ${D.deliveries}, ${D.reason}, ${D.envelope})
   VALUES ($1, $2, $3, $4, $5, $6)
-  ON CONFLICT (seq) DO UPDATE SET deliveries = EXCLUDED.deliveries, reason = EXCLUDED.reason, failed_at = now()`;
+  ON CONFLICT (${D.seq}) DO UPDATE SET ${D.deliveries} = EXCLUDED.${D.deliveries}, ${D.reason} = EXCLUDED.${D.reason}, ${D.failedAt} = now()`;
 
 // COPY into a per-connection temporary table, then one INSERT ... ON CONFLICT DO NOTHING: COPY
 // is Postgres' fastest way in (no array literals to build and parse), and the INSERT keeps a
 // redelivered seq a no-op. The staging table empties itself at COMMIT.
+const M = messagesTable.columns;
+const COLUMNS = `${M.seq}, ${M.id}, ${M.receivedAt}, ${M.payload}`;
 const STAGING = `CREATE TEMP TABLE IF NOT EXISTS falcon_staging
-  (seq bigint, id uuid, received_at timestamptz, payload json) ON COMMIT DELETE ROWS`;
-const COPY_IN = 'COPY falcon_staging (seq, id, received_at, payload) FROM STDIN';
-const MERGE = `INSERT INTO messages (seq, id, received_at, payload)
-  SELECT seq, id, received_at, payload FROM falcon_staging ON CONFLICT DO NOTHING`;
+  (${M.seq} bigint, ${M.id} uuid, ${M.receivedAt} timestamptz, ${M.payload} json) ON COMMIT DELETE ROWS`;
+const COPY_IN = `COPY falcon_staging (${COLUMNS}) FROM STDIN`;
+const MERGE = `INSERT INTO ${messagesTable.name} (${COLUMNS})
+  SELECT ${COLUMNS} FROM falcon_staging ON CONFLICT DO NOTHING`;
 
 // COPY's text format: backslash, newline, carriage return and tab are escaped; the payload
 // is JSON text, which may hold all four (raw whitespace, escapes).

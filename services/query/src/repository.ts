@@ -2,25 +2,15 @@ import { pipeline } from 'node:stream/promises';
 import type { Readable, Writable } from 'node:stream';
 import pg from 'pg';
 import copyStreams from 'pg-copy-streams';
-import { checkout, type Pool } from '@falcon/shared';
+import { checkout, DEAD_LETTER_JSON_SQL, deadLettersTable, MESSAGE_JSON_SQL, messagesTable, type Pool } from '@falcon/shared';
 import { CopyJsonDocuments, type ExportFormat } from './copy-json.js';
 import type { TimeRange } from './time-range.js';
 
 export type { ExportFormat } from './copy-json.js';
 
-// The contract's JSON for one message, assembled by Postgres so Node never parses or
-// re-serialises a payload: payload is json, so its text is the client's bytes.
-const TS = `'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'`;
-const MESSAGE_JSON = `'{"id":"' || id || '","seq":' || seq
-  || ',"receivedAt":"' || to_char(received_at AT TIME ZONE 'UTC', ${TS})
-  || '","persistedAt":"' || to_char(persisted_at AT TIME ZONE 'UTC', ${TS})
-  || '","payload":' || payload::text || '}'`;
-
-const DEAD_LETTER_JSON = `json_build_object(
-  'seq', seq, 'id', id,
-  'receivedAt', to_char(received_at AT TIME ZONE 'UTC', ${TS}),
-  'failedAt', to_char(failed_at AT TIME ZONE 'UTC', ${TS}),
-  'deliveries', deliveries, 'reason', reason, 'envelope', envelope)::text`;
+const M = messagesTable.columns;
+const MESSAGES = messagesTable.name;
+const D = deadLettersTable.columns;
 
 export interface Page {
   /** Each row's JSON text. */
@@ -45,8 +35,8 @@ export interface MessageRepository {
  */
 export function rangeCondition(range: TimeRange | undefined): string {
   let sql = '';
-  if (range?.from !== undefined) sql += ` AND received_at >= ${pg.escapeLiteral(range.from)}::timestamptz`;
-  if (range?.to !== undefined) sql += ` AND received_at < ${pg.escapeLiteral(range.to)}::timestamptz`;
+  if (range?.from !== undefined) sql += ` AND ${M.receivedAt} >= ${pg.escapeLiteral(range.from)}::timestamptz`;
+  if (range?.to !== undefined) sql += ` AND ${M.receivedAt} < ${pg.escapeLiteral(range.to)}::timestamptz`;
   return sql;
 }
 
@@ -69,7 +59,7 @@ export function createMessageRepository(pool: Pool): MessageRepository {
         await client.query('BEGIN READ ONLY');
         // A full export may legitimately take longer than the pool's statement timeout.
         await client.query('SET LOCAL statement_timeout = 0');
-        const copy = client.query(copyStreams.to(`COPY (SELECT ${MESSAGE_JSON} FROM messages WHERE true${rangeCondition(options.range)} ORDER BY seq) TO STDOUT (FORMAT binary)`));
+        const copy = client.query(copyStreams.to(`COPY (SELECT ${MESSAGE_JSON_SQL} FROM ${MESSAGES} WHERE true${rangeCondition(options.range)} ORDER BY ${M.seq}) TO STDOUT (FORMAT binary)`));
         await pipeline(copy as Readable, array, sink);
         await client.query('COMMIT');
         client.release();
@@ -80,11 +70,11 @@ export function createMessageRepository(pool: Pool): MessageRepository {
         throw err;
       }
     },
-    page: (after, limit, range) => page(pool, `SELECT seq, ${MESSAGE_JSON} AS doc FROM messages WHERE seq > $1${rangeCondition(range)} ORDER BY seq LIMIT $2`, after, limit),
+    page: (after, limit, range) => page(pool, `SELECT ${M.seq} AS seq, ${MESSAGE_JSON_SQL} AS doc FROM ${MESSAGES} WHERE ${M.seq} > $1${rangeCondition(range)} ORDER BY ${M.seq} LIMIT $2`, after, limit),
     async byId(id) {
-      const result = await pool.query<{ doc: string }>(`SELECT ${MESSAGE_JSON} AS doc FROM messages WHERE id = $1`, [id]);
+      const result = await pool.query<{ doc: string }>(`SELECT ${MESSAGE_JSON_SQL} AS doc FROM ${MESSAGES} WHERE ${M.id} = $1`, [id]);
       return result.rows[0]?.doc;
     },
-    deadLetters: (after, limit) => page(pool, `SELECT seq, ${DEAD_LETTER_JSON} AS doc FROM dead_letters WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit),
+    deadLetters: (after, limit) => page(pool, `SELECT ${D.seq} AS seq, ${DEAD_LETTER_JSON_SQL} AS doc FROM ${deadLettersTable.name} WHERE ${D.seq} > $1 ORDER BY ${D.seq} LIMIT $2`, after, limit),
   };
 }

@@ -1,22 +1,26 @@
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { readdirSync } from 'node:fs';
 import { expect } from 'chai';
+import pg from 'pg';
 import {
   Counter,
   createSilentLogger,
+  deadLettersTable,
   DEFAULT_CONSUMER_OPTIONS,
   DEFAULT_STREAM_OPTIONS,
   encodeEnvelope,
   ensureMessagesStream,
   ensurePersisterConsumer,
   Histogram,
+  messagesTable,
   newMessageId,
   Registry,
 } from '@falcon/shared';
 import { createBatchHandler } from '../../src/batch.js';
-import { runMigrations } from '../../src/migrate.js';
+import { MIGRATIONS_DIR, runMigrations } from '../../src/migrate.js';
 import { startPersister, type Persister } from '../../src/persister.js';
 import { createMessageStore, type MessageStore } from '../../src/store.js';
-import { testDatabase, testNats, type TestDatabase, type TestNats } from '../../../../test-support/infra.js';
+import { emptyDatabase, testDatabase, testNats, type TestDatabase, type TestNats } from '../../../../test-support/infra.js';
 import { waitFor } from '../../../../scripts/stack.js';
 
 function metrics() {
@@ -153,9 +157,28 @@ describe('persister against JetStream and Postgres', function () {
     expect(Number(distinct.rows[0].n)).to.equal(500);
   });
 
-  it('runs migrations idempotently, even concurrently', async () => {
-    const log = createSilentLogger();
-    const results = await Promise.all([runMigrations(db.url, log), runMigrations(db.url, log)]);
-    expect(results).to.deep.equal([[], []]);
+  it('migrates an empty database exactly once when several migrators race', async () => {
+    // An empty database, not the one beforeEach migrated: the race is over creating the schema.
+    const empty = await emptyDatabase();
+    const pool = new pg.Pool({ connectionString: empty.url, max: 1 });
+    try {
+      const log = createSilentLogger();
+      const results = await Promise.all([1, 2, 3].map(() => runMigrations(empty.url, log)));
+      const migrations = readdirSync(MIGRATIONS_DIR).map((file) => file.replace(/\.sql$/, '')).sort();
+      expect(migrations.length).to.be.greaterThan(0);
+      // Every migration applied by exactly one of the racers; the others found it done.
+      expect(results.flat().sort()).to.deep.equal(migrations);
+      expect(await runMigrations(empty.url, log)).to.deep.equal([]);
+      const applied = await pool.query('SELECT name FROM pgmigrations ORDER BY name');
+      expect(applied.rows.map((r) => r.name)).to.deep.equal(migrations);
+      // The schema is the one the shared contract names, for the writer and the reader alike.
+      for (const table of [messagesTable, deadLettersTable]) {
+        const columns = await pool.query('SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1', [table.name]);
+        expect(columns.rows.map((r) => r.column_name).sort(), table.name).to.deep.equal(Object.values(table.columns).sort());
+      }
+    } finally {
+      await pool.end();
+      await empty.cleanup();
+    }
   });
 });

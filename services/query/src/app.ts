@@ -11,7 +11,9 @@ import {
   type Logger,
   type Probes,
 } from '@falcon/shared';
+import { createSlots, cutOffStalledReader, type ExportLimits } from './exports.js';
 import { oneLine } from './copy-json.js';
+import type { QueryMetrics } from './metrics.js';
 import type { ExportFormat, MessageRepository, Page } from './repository.js';
 import { parseTimestamp, TIME_RANGE_PARAMETERS, type TimeRange } from './time-range.js';
 
@@ -19,8 +21,10 @@ export interface AppDeps {
   log: Logger;
   probes: Probes;
   repository: MessageRepository;
+  metrics: QueryMetrics;
   openApi: Record<string, unknown>;
   defaultLimit: number;
+  exports: ExportLimits;
 }
 
 export interface PageQuery {
@@ -91,6 +95,30 @@ function databaseProblem(err: unknown, log: Logger): Error {
   return err as Error;
 }
 
+/** ok, rejected (4xx), unavailable (503), error (5xx), or aborted: the answer was not finished. */
+function outcomeOf(status: number, finished: boolean): string {
+  if (!finished) return 'aborted';
+  if (status < 400) return 'ok';
+  if (status === 503) return 'unavailable';
+  return status < 500 ? 'rejected' : 'error';
+}
+
+/**
+ * Counts every answer once, when its last byte is written or its connection closes: for a
+ * streamed export that is the end of the export, not the moment its headers went out.
+ */
+function requestMetrics(metrics: QueryMetrics): Koa.Middleware {
+  return async (ctx, next) => {
+    const endTimer = metrics.requestSeconds.startTimer();
+    ctx.res.once('close', () => {
+      const route = (ctx as { _matchedRoute?: string })._matchedRoute ?? (['/healthz', '/readyz', '/metrics'].includes(ctx.path) ? ctx.path : 'unmatched');
+      endTimer({ route });
+      metrics.requests.inc({ route, outcome: outcomeOf(ctx.status, ctx.res.writableFinished) });
+    });
+    await next();
+  };
+}
+
 const NDJSON = 'application/x-ndjson';
 
 /** NDJSON only when the client asks for it; anything else (or no Accept) keeps the array. */
@@ -116,6 +144,7 @@ export function createApp(deps: AppDeps): Koa {
   const app = new Koa();
   app.proxy = true;
   const router = new Router();
+  const exportSlots = createSlots(deps.exports.maxConcurrent);
   const db = async <T>(work: () => Promise<T>): Promise<T> => {
     try {
       return await work();
@@ -136,12 +165,28 @@ export function createApp(deps: AppDeps): Koa {
       sendPage(ctx, await db(() => deps.repository.page(paging.after, paging.limit, range)), '/api/messages', paging.limit, format);
       return;
     }
+    // Exports are bounded so that they can never take every pool connection: paging and
+    // lookups keep answering while they run.
+    const release = exportSlots.tryAcquire();
+    if (!release) {
+      throw problemError(503, 'unavailable', `${deps.exports.maxConcurrent} full exports are already running; retry later or page with ?after=`, undefined, {
+        'retry-after': String(deps.exports.retryAfterSeconds),
+      });
+    }
+    deps.metrics.exportsActive.inc();
     // Commit to 200 only once Postgres has started answering; an error before that is a
     // clean problem response, an error after it aborts the body (a truncated JSON array).
     const body = new PassThrough();
-    const done = deps.repository.streamAll(body, { format, range });
+    const done = deps.repository.streamAll(body, { format, range, statementTimeoutMs: deps.exports.statementTimeoutMs }).finally(() => {
+      release();
+      deps.metrics.exportsActive.dec();
+    });
     done.catch((err: unknown) => deps.log.warn({ err }, 'message stream aborted'));
     await db(() => Promise.race([once(body, 'readable'), done]));
+    cutOffStalledReader(ctx.res, deps.exports.stallTimeoutMs, () => {
+      deps.metrics.exportsCut.inc({ reason: 'stalled' });
+      deps.log.warn({ stallTimeoutMs: deps.exports.stallTimeoutMs }, 'export reader stopped reading; cut off');
+    });
     ctx.type = format === 'ndjson' ? NDJSON : 'application/json';
     ctx.body = body;
   });
@@ -160,6 +205,7 @@ export function createApp(deps: AppDeps): Koa {
     sendPage(ctx, await db(() => deps.repository.deadLetters(paging.after, paging.limit)), '/api/dead-letters', paging.limit);
   });
 
+  app.use(requestMetrics(deps.metrics));
   app.use(problemMiddleware(deps.log));
   app.use(opsMiddleware(deps.probes));
   app.use(router.routes());

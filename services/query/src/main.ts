@@ -12,6 +12,7 @@ import {
   pingDb,
 } from '@falcon/shared';
 import { createApp } from './app.js';
+import { createQueryMetrics } from './metrics.js';
 import { loadConfig } from './config.js';
 import { createMessageRepository } from './repository.js';
 
@@ -23,9 +24,17 @@ const pool = createPool({ url: config.databaseUrl, max: config.poolMax, applicat
 const registry = createMetricsRegistry('query', version);
 const probes = createProbes(registry, { database: () => pingDb(pool) });
 
-const app = createApp({ log, probes, repository: createMessageRepository(pool), openApi: openApiDocument(version), defaultLimit: config.defaultLimit });
-// No request timeout: a full export streams for as long as the table needs; headers still must
-// arrive within 10 s.
+const app = createApp({
+  log,
+  probes,
+  repository: createMessageRepository(pool),
+  metrics: createQueryMetrics(registry),
+  openApi: openApiDocument(version),
+  defaultLimit: config.defaultLimit,
+  exports: config.exports,
+});
+// No request timeout: a full export streams for as long as the table needs, bounded instead by
+// its statement timeout and the stalled-reader cut-off; headers still must arrive within 10 s.
 const server = createHttpServer(app.callback(), 0);
 const port = await listen(server, config.port);
 probes.markStarted();

@@ -20,8 +20,11 @@ export interface Page {
 }
 
 export interface MessageRepository {
-  /** Writes every message (in the range) to `sink` as one JSON array or as NDJSON, in constant memory. */
-  streamAll(sink: Writable, options?: { format?: ExportFormat; range?: TimeRange }): Promise<number>;
+  /**
+   * Writes every message (in the range) to `sink` as one JSON array or as NDJSON, in constant
+   * memory, within `statementTimeoutMs` (default: the pool's).
+   */
+  streamAll(sink: Writable, options?: { format?: ExportFormat; range?: TimeRange; statementTimeoutMs?: number }): Promise<number>;
   page(after: number, limit: number, range?: TimeRange): Promise<Page>;
   /** The message's JSON text, or undefined. */
   byId(id: string): Promise<string | undefined>;
@@ -57,8 +60,8 @@ export function createMessageRepository(pool: Pool): MessageRepository {
       const array = new CopyJsonDocuments(options.format ?? 'array');
       try {
         await client.query('BEGIN READ ONLY');
-        // A full export may legitimately take longer than the pool's statement timeout.
-        await client.query('SET LOCAL statement_timeout = 0');
+        // A full export may legitimately take longer than the pool's statement timeout, but not forever.
+        if (options.statementTimeoutMs !== undefined) await client.query(`SET LOCAL statement_timeout = ${Math.floor(options.statementTimeoutMs)}`);
         const copy = client.query(copyStreams.to(`COPY (SELECT ${MESSAGE_JSON_SQL} FROM ${MESSAGES} WHERE true${rangeCondition(options.range)} ORDER BY ${M.seq}) TO STDOUT (FORMAT binary)`));
         await pipeline(copy as Readable, array, sink);
         await client.query('COMMIT');

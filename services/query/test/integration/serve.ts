@@ -1,16 +1,45 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type pg from 'pg';
-import { createMetricsRegistry, createProbes, createSilentLogger } from '@falcon/shared';
+import { createMetricsRegistry, createProbes, createSilentLogger, type Registry } from '@falcon/shared';
 import { createApp } from '../../src/app.js';
+import { DEFAULT_EXPORT_LIMITS, type ExportLimits } from '../../src/exports.js';
+import { createQueryMetrics } from '../../src/metrics.js';
 import { createMessageRepository } from '../../src/repository.js';
 
-/** The query app over `pool` on a free port, ready; close() stops it. */
-export async function serveQuery(pool: pg.Pool): Promise<{ url: string; close(): void }> {
-  const probes = createProbes(createMetricsRegistry('query', 'test'), {});
+export interface ServedQuery {
+  url: string;
+  port: number;
+  /** The app's metrics. */
+  registry: Registry;
+  /** Stops the server, cutting any connection still open. */
+  close(): void;
+}
+
+/** The query app over `pool` on a free port, ready; `exports` overrides the export limits. */
+export async function serveQuery(pool: pg.Pool, options: { exports?: Partial<ExportLimits> } = {}): Promise<ServedQuery> {
+  const registry = createMetricsRegistry('query', 'test');
+  const probes = createProbes(registry, {});
   probes.markStarted();
-  const app = createApp({ log: createSilentLogger(), probes, repository: createMessageRepository(pool), openApi: { openapi: '3.1.0' }, defaultLimit: 100 });
+  const app = createApp({
+    log: createSilentLogger(),
+    probes,
+    repository: createMessageRepository(pool),
+    metrics: createQueryMetrics(registry),
+    openApi: { openapi: '3.1.0' },
+    defaultLimit: 100,
+    exports: { ...DEFAULT_EXPORT_LIMITS, ...options.exports },
+  });
   const server = createServer(app.callback());
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => server.close() };
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    registry,
+    close: () => {
+      server.closeAllConnections();
+      server.close();
+    },
+  };
 }

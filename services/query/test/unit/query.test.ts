@@ -4,6 +4,8 @@ import { expect } from 'chai';
 import { parseListQuery, parsePageQuery } from '../../src/app.js';
 import { CopyJsonDocuments, oneLine, type ExportFormat } from '../../src/copy-json.js';
 import { parseTimestamp } from '../../src/time-range.js';
+import { loadConfig } from '../../src/config.js';
+import { createSlots } from '../../src/exports.js';
 
 function binaryCopy(docs: string[]): Buffer {
   const parts: Buffer[] = [Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'), Buffer.alloc(8)];
@@ -138,5 +140,28 @@ describe('parsePageQuery', () => {
   it('rejects bad, repeated and unknown parameters', () => {
     const bad = [{ after: '-1' }, { after: '1.5' }, { after: 'x' }, { after: '' }, { limit: '0' }, { limit: '1001' }, { limit: 'ten' }, { limit: ['1', '2'] }, { page: '2' }];
     for (const query of bad) expect(() => parsePageQuery(query, 100), JSON.stringify(query)).to.throw(/invalid query parameters/);
+  });
+});
+
+describe('export slots', () => {
+  it('hands out at most `size` slots at once, never queues, and takes each release once', () => {
+    const slots = createSlots(2);
+    const a = slots.tryAcquire();
+    const b = slots.tryAcquire();
+    expect(a).to.be.a('function');
+    expect(b).to.be.a('function');
+    expect(slots.tryAcquire()).to.equal(undefined);
+    a!();
+    a!();
+    expect(slots.inUse).to.equal(1);
+    expect(slots.tryAcquire()).to.be.a('function');
+    expect(slots.tryAcquire()).to.equal(undefined);
+  });
+});
+
+describe('query loadConfig', () => {
+  it('refuses export concurrency that would leave lookups no pool connection', () => {
+    expect(() => loadConfig({ PG_POOL_MAX: '2', QUERY_EXPORT_CONCURRENCY: '2' })).to.throw(/QUERY_EXPORT_CONCURRENCY/);
+    expect(loadConfig({ PG_POOL_MAX: '3', QUERY_EXPORT_CONCURRENCY: '2', QUERY_EXPORT_STALL_TIMEOUT_MS: '5000' }).exports).to.include({ maxConcurrent: 2, stallTimeoutMs: 5000 });
   });
 });

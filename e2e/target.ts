@@ -21,6 +21,7 @@ export interface Target {
 export interface LocalStack extends Target {
   stack: Stack;
   databaseUrl: string;
+  natsUrl: string;
   stop(): Promise<void>;
 }
 
@@ -49,6 +50,7 @@ export async function startLocalStack(
     persister: stack.urls.persister,
     stack,
     databaseUrl: databaseUrl.toString(),
+    natsUrl: natsUrl ?? infra.natsUrl,
     async stop() {
       await stack.stop();
       const nc = await connect({ servers: infra.natsUrl.split(',') });

@@ -228,8 +228,9 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         DATABASE_URL: options.databaseUrl,
         FALCON_NAMESPACE: namespace,
         PORT: String(port),
-        // The page posts to this stack's ingest, wherever its port landed.
+        // The page posts to this stack's ingest and reads from its query, wherever their ports landed.
         ...(service === 'realtime' && stack.urls.ingest ? { REALTIME_PUBLIC_INGEST_URL: stack.urls.ingest } : {}),
+        ...(service === 'realtime' && stack.urls.query ? { REALTIME_PUBLIC_QUERY_URL: stack.urls.query } : {}),
         ...options.env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],

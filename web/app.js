@@ -1,6 +1,8 @@
 // Falcon live page: plain JavaScript, no build step. Payloads are only ever written with
 // textContent, never as HTML.
 const MAX_ROWS = 500;
+/** Persisted messages shown on opening, read from the query API. */
+const RECENT = 100;
 const RECONNECT_MIN_MS = 250;
 const RECONNECT_MAX_MS = 10_000;
 
@@ -12,7 +14,19 @@ const els = {
   form: $('send-form'), payload: $('payload'), result: $('send-result'),
 };
 
-const state = { lastSeq: undefined, received: 0, reconnects: 0, latencies: [], queue: [], ws: undefined, delay: RECONNECT_MIN_MS, config: { ingestUrl: '' } };
+const state = {
+  lastSeq: undefined,
+  // True from a load through the query API until the next welcome: a resume that fails right
+  // after one is not reloaded again (that could loop), it goes live from where the stream is.
+  justLoaded: false,
+  received: 0,
+  reconnects: 0,
+  latencies: [],
+  queue: [],
+  ws: undefined,
+  delay: RECONNECT_MIN_MS,
+  config: { ingestUrl: '', queryUrl: '' },
+};
 
 function setConnection(kind, text) {
   els.conn.dataset.state = kind;
@@ -37,7 +51,7 @@ function row(m) {
   const cells = [
     ['seq', String(m.seq)],
     ['time', new Date(m.receivedAt).toLocaleTimeString(undefined, { hour12: false, hour: '2-digit', minute: '2-digit', second: '2-digit', fractionalSecondDigits: 3 })],
-    ['lat', `${m.latencyMs} ms`],
+    ['lat', m.latencyMs === undefined ? '–' : `${m.latencyMs} ms`],
     ['id', m.id],
     ['payload', JSON.stringify(m.payload)],
   ];
@@ -68,6 +82,57 @@ function render() {
   els.latency.textContent = p50 === undefined ? '–' : `${p50} ms`;
 }
 
+/** The stream's last seq as the gateway last read it, or undefined. */
+async function streamLastSeq() {
+  try {
+    const res = await fetch('/status.json', { cache: 'no-store' });
+    if (!res.ok) return undefined;
+    const s = await res.json();
+    return s.received ?? s.gatewayLastSeq;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The most recent persisted messages (query API) and the seq to resume the live stream after:
+ * the last one loaded, or the start of the window asked for when none came back (the stream
+ * then delivers that window itself). Undefined `since` means: nothing known, just go live.
+ */
+async function loadRecent() {
+  const last = await streamLastSeq();
+  if (last === undefined) return { rows: [], since: undefined };
+  const after = Math.max(0, last - RECENT);
+  try {
+    const url = new URL('/api/messages', state.config.queryUrl || location.href);
+    url.searchParams.set('after', String(after));
+    url.searchParams.set('limit', String(RECENT));
+    const res = await fetch(url, { cache: 'no-store' });
+    if (!res.ok) return { rows: [], since: after };
+    const rows = await res.json();
+    return { rows, since: rows.length > 0 ? rows[rows.length - 1].seq : after };
+  } catch {
+    return { rows: [], since: after };
+  }
+}
+
+/** Replaces what the page shows with `rows` (ascending seq), newest first. */
+function showHistory(rows) {
+  state.queue = [];
+  els.rows.replaceChildren(...rows.slice(-MAX_ROWS).reverse().map((m) => row({ ...m, latencyMs: undefined })));
+  els.empty.hidden = rows.length > 0;
+}
+
+/** On opening and when a resume cannot be served: load from the query API, then go live after it. */
+async function reload() {
+  const { rows, since } = await loadRecent();
+  showHistory(rows);
+  state.lastSeq = since;
+  state.justLoaded = true;
+  els.lastSeq.textContent = since === undefined ? '–' : String(since);
+  connect();
+}
+
 function onMessage(m) {
   // The gateway guarantees order and no duplicates; this guard keeps the page honest anyway.
   if (state.lastSeq !== undefined && m.seq <= state.lastSeq) return;
@@ -94,15 +159,29 @@ function connect() {
     const frame = JSON.parse(event.data);
     if (frame.type === 'welcome') {
       state.delay = RECONNECT_MIN_MS;
-      setConnection('live', 'live');
       if (state.lastSeq !== undefined && !frame.recovered) {
-        notice(`Some messages after #${state.lastSeq} are no longer in the stream; older ones are available from the query API.`);
-      }
-      // From here on every message is ours: a reconnect resumes after this point.
-      if (state.lastSeq === undefined) {
+        if (!state.justLoaded) {
+          // The stream no longer holds what follows lastSeq (trimmed, or recreated with new
+          // seqs): keeping lastSeq would drop every message up to it. Reload from the query API.
+          ws.onclose = null;
+          ws.onmessage = null;
+          ws.close();
+          state.ws = undefined;
+          notice('The stream could not resume where this page was; reloaded the latest messages from the query API.');
+          void reload();
+          return;
+        }
+        // Even right after a load the stream cannot continue from it: go live from where the
+        // stream is now, and drop rows that are ahead of it (left from a recreated stream).
+        notice(`Messages after #${state.lastSeq} are no longer in the stream; live from #${frame.lastSeq + 1}.`);
+        for (const tr of [...els.rows.children]) if (Number(tr.dataset.seq) > frame.lastSeq) tr.remove();
         state.lastSeq = frame.lastSeq;
-        els.lastSeq.textContent = String(frame.lastSeq);
       }
+      state.justLoaded = false;
+      setConnection('live', 'live');
+      // From here on every message is ours: a reconnect resumes after this point.
+      if (state.lastSeq === undefined) state.lastSeq = frame.lastSeq;
+      els.lastSeq.textContent = String(state.lastSeq);
     } else if (frame.type === 'message') {
       onMessage(frame);
     }
@@ -174,11 +253,11 @@ async function start() {
     const res = await fetch('/config.json', { cache: 'no-store' });
     if (res.ok) state.config = await res.json();
   } catch {
-    // Posting falls back to this origin; the live view does not need the config.
+    // Posting and reading fall back to this origin.
   }
   els.form.addEventListener('submit', send);
-  connect();
   pollStatus();
+  await reload();
 }
 
 start();

@@ -1,7 +1,10 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { DEFAULT_STREAM_OPTIONS, ensureMessagesStream, falconNames } from '@falcon/shared';
 import { inParallel, postMessage } from '../../e2e/client.js';
 import { startLocalStack, type LocalStack } from '../../e2e/target.js';
 import { ROOT, waitFor } from '../../scripts/stack.js';
@@ -54,6 +57,80 @@ describe('the live page in a real browser', function () {
     expect(await first.locator('td.payload').textContent()).to.equal('{"text":"hello 4"}');
     expect(await first.locator('td.lat').textContent()).to.match(/^\d+ ms$/);
     expect(await page.locator('#conn-text').textContent()).to.equal('live');
+  });
+
+  it('on opening shows the most recent persisted messages, then continues live with no gap and no duplicate', async () => {
+    const earlier: number[] = [];
+    let lastId = '';
+    for (let i = 0; i < 5; i++) {
+      const { body } = await postMessage(stack.ingest, { opening: 'earlier', i });
+      earlier.push(body.seq);
+      lastId = body.id;
+    }
+    await waitFor('the earlier messages persisted', async () => (await fetch(`${stack.query}/api/messages/${lastId}`)).status === 200);
+    // Messages keep arriving while the page opens: the hand-over from the query API to the
+    // live stream must lose none and show none twice.
+    let posting = true;
+    const during: number[] = [];
+    const poster = (async () => {
+      while (posting) during.push((await postMessage(stack.ingest, { opening: 'during' })).body.seq);
+    })();
+    await page.reload();
+    await page.waitForSelector('#conn[data-state="live"]', { timeout: 20_000 });
+    await page.waitForSelector(`#messages tr[data-seq="${earlier[4]}"]`);
+    posting = false;
+    await poster;
+    const later = (await postMessage(stack.ingest, { opening: 'later' })).body.seq;
+    await page.waitForSelector(`#messages tr[data-seq="${later}"]`, { timeout: 20_000 });
+    const seqs = await rowSeqs(page);
+    expect(seqs[0]).to.equal(later);
+    expect(seqs, 'every seq once, newest first, none missing').to.deep.equal(Array.from({ length: seqs.length }, (_, i) => later - i));
+    for (const seq of [...earlier, ...during]) expect(seqs).to.include(seq);
+    // The earlier ones came from the query API, not the live stream: no delivery latency.
+    expect(await page.locator(`#messages tr[data-seq="${earlier[0]}"] td.lat`).textContent()).to.equal('–');
+  });
+
+  it('after a resume answers recovered: false (the stream was recreated), reloads and shows every new message', async () => {
+    // Its own stack: recreating the stream leaves Postgres with rows of the old one, which the
+    // other tests must not see.
+    const own = await startLocalStack();
+    const ownPage = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    ownPage.on('pageerror', (err) => pageErrors.push(err.message));
+    try {
+      await ownPage.goto(`${own.realtime[0]}/`);
+      await ownPage.waitForSelector('#conn[data-state="live"]', { timeout: 20_000 });
+      let old = 0;
+      for (let i = 0; i < 5; i++) old = (await postMessage(own.ingest, { stream: 'old', i })).body.seq;
+      await ownPage.waitForSelector(`#messages tr[data-seq="${old}"]`);
+      // Recreate the stream under the running services: the gateway restarts on it and its
+      // seqs start again from 1, below what the page has seen.
+      await own.stack.kill('realtime', 'SIGTERM');
+      await own.stack.kill('persister', 'SIGTERM');
+      await ownPage.waitForSelector('#conn[data-state="offline"]', { timeout: 10_000 });
+      const nc = await connect({ servers: own.natsUrl.split(',') });
+      try {
+        const jsm = await jetstreamManager(nc);
+        const names = falconNames(own.stack.namespace);
+        await jsm.streams.delete(names.stream);
+        await ensureMessagesStream(jsm, names, DEFAULT_STREAM_OPTIONS);
+      } finally {
+        await nc.close();
+      }
+      await own.stack.start('persister');
+      await own.stack.start('realtime');
+      await ownPage.waitForSelector('#conn[data-state="live"]', { timeout: 30_000 });
+      const fresh: number[] = [];
+      for (let i = 0; i < 3; i++) fresh.push((await postMessage(own.ingest, { stream: 'new', i })).body.seq);
+      expect(fresh[2]!, 'the new stream numbers from the start again').to.be.below(old);
+      await ownPage.waitForSelector(`#messages tr[data-seq="${fresh[2]}"]`, { timeout: 20_000 });
+      const payloads = await ownPage.$$eval('#messages tr td.payload', (cells) => cells.map((c) => c.textContent));
+      expect(payloads.slice(0, 3)).to.deep.equal([2, 1, 0].map((i) => JSON.stringify({ stream: 'new', i })));
+      expect((await rowSeqs(ownPage)).slice(0, 3)).to.deep.equal([...fresh].reverse());
+      expect(await ownPage.locator('#notice').isVisible()).to.equal(true);
+    } finally {
+      await ownPage.close();
+      await own.stop();
+    }
   });
 
   it('reconnects by itself after the gateway restarts and shows every message posted meanwhile, once', async () => {

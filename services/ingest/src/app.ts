@@ -1,8 +1,9 @@
 import cors from '@koa/cors';
 import { Router } from '@koa/router';
-import Koa, { type Context } from 'koa';
+import Koa from 'koa';
 import type { ValidateFunction } from 'ajv';
 import {
+  corsOrigin,
   opsMiddleware,
   problemError,
   problemMiddleware,
@@ -64,12 +65,6 @@ export function readIdempotencyKey(value: string | string[] | undefined): string
     ]);
   }
   return value;
-}
-
-function corsOrigin(allowed: string): string | ((ctx: Context) => string) {
-  if (allowed.trim() === '*') return '*';
-  const origins = new Set(allowed.split(',').map((o) => o.trim()));
-  return (ctx) => (origins.has(ctx.get('origin')) ? ctx.get('origin') : '');
 }
 
 export function createApp(deps: AppDeps): Koa {

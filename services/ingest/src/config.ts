@@ -1,4 +1,5 @@
 import {
+  corsEnv,
   commonEnv,
   natsEnv,
   parseEnv,
@@ -45,7 +46,7 @@ const schema = {
     INGEST_PUBLISH_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 60000, default: 5000 },
     INGEST_RETRY_AFTER_SECONDS: { type: 'integer', minimum: 1, maximum: 3600, default: 1 },
     INGEST_SCHEMA_FILE: { type: 'string', minLength: 1 },
-    CORS_ALLOW_ORIGINS: { type: 'string', minLength: 1, default: '*' },
+    ...corsEnv,
   },
 } as const;
 

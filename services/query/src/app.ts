@@ -1,8 +1,10 @@
 import { once } from 'node:events';
 import { PassThrough } from 'node:stream';
+import cors from '@koa/cors';
 import { Router } from '@koa/router';
 import Koa, { type Context } from 'koa';
 import {
+  corsOrigin,
   isTransientDbError,
   isUuid,
   opsMiddleware,
@@ -25,6 +27,8 @@ export interface AppDeps {
   openApi: Record<string, unknown>;
   defaultLimit: number;
   exports: ExportLimits;
+  /** CORS_ALLOW_ORIGINS, for the live page on the realtime origin. */
+  corsOrigins: string;
 }
 
 export interface PageQuery {
@@ -207,6 +211,7 @@ export function createApp(deps: AppDeps): Koa {
 
   app.use(requestMetrics(deps.metrics));
   app.use(problemMiddleware(deps.log));
+  app.use(cors({ origin: corsOrigin(deps.corsOrigins), allowMethods: ['GET', 'OPTIONS'], exposeHeaders: ['Link', 'Retry-After'], maxAge: 600 }));
   app.use(opsMiddleware(deps.probes));
   app.use(router.routes());
   app.use(router.allowedMethods());

@@ -1,10 +1,12 @@
-import { commonEnv, ConfigError, databaseEnv, parseEnv, serviceBasics, databaseSettings, type DatabaseSettings, type ServiceBasics, portEnv, type CommonConfig, type DatabaseConfig } from '@falcon/shared';
+import { commonEnv, ConfigError, corsEnv, databaseEnv, parseEnv, serviceBasics, databaseSettings, type DatabaseSettings, type ServiceBasics, portEnv, type CommonConfig, type DatabaseConfig } from '@falcon/shared';
 import { DEFAULT_EXPORT_LIMITS, type ExportLimits } from './exports.js';
 
 export interface Config extends ServiceBasics, DatabaseSettings {
   /** Page size when ?after is given without ?limit. */
   defaultLimit: number;
   exports: ExportLimits;
+  /** CORS_ALLOW_ORIGINS: the live page reads its first messages from query. */
+  corsOrigins: string;
 }
 
 const schema = {
@@ -13,6 +15,7 @@ const schema = {
     ...commonEnv,
     ...databaseEnv,
     ...portEnv(8082),
+    ...corsEnv,
     QUERY_DEFAULT_LIMIT: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
     QUERY_EXPORT_CONCURRENCY: { type: 'integer', minimum: 1, maximum: 99, default: DEFAULT_EXPORT_LIMITS.maxConcurrent },
     QUERY_EXPORT_STATEMENT_TIMEOUT_MS: { type: 'integer', minimum: 1000, maximum: 86_400_000, default: DEFAULT_EXPORT_LIMITS.statementTimeoutMs },
@@ -22,6 +25,7 @@ const schema = {
 
 interface Env extends CommonConfig, DatabaseConfig {
   QUERY_DEFAULT_LIMIT: number;
+  CORS_ALLOW_ORIGINS: string;
   QUERY_EXPORT_CONCURRENCY: number;
   QUERY_EXPORT_STATEMENT_TIMEOUT_MS: number;
   QUERY_EXPORT_STALL_TIMEOUT_MS: number;
@@ -37,6 +41,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     ...serviceBasics(e),
     ...databaseSettings(e),
     defaultLimit: e.QUERY_DEFAULT_LIMIT,
+    corsOrigins: e.CORS_ALLOW_ORIGINS,
     exports: {
       maxConcurrent: e.QUERY_EXPORT_CONCURRENCY,
       statementTimeoutMs: e.QUERY_EXPORT_STATEMENT_TIMEOUT_MS,

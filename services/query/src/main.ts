@@ -32,6 +32,7 @@ const app = createApp({
   openApi: openApiDocument(version),
   defaultLimit: config.defaultLimit,
   exports: config.exports,
+  corsOrigins: config.corsOrigins,
 });
 // No request timeout: a full export streams for as long as the table needs, bounded instead by
 // its statement timeout and the stalled-reader cut-off; headers still must arrive within 10 s.

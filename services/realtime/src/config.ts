@@ -6,6 +6,8 @@ export interface Config extends ServiceBasics {
   webDir: string;
   /** Ingest URL the page posts to; undefined derives it from the page's host and port 8081. */
   publicIngestUrl: string | undefined;
+  /** Query URL the page reads its first messages from; undefined derives it from the page's host and port 8082. */
+  publicQueryUrl: string | undefined;
   historySize: number;
   /** Upper bound on the history's size in characters (about bytes). */
   historyMaxBytes: number;
@@ -21,6 +23,7 @@ const schema = {
     ...portEnv(8080),
     REALTIME_WEB_DIR: { type: 'string', minLength: 1 },
     REALTIME_PUBLIC_INGEST_URL: { type: 'string', minLength: 1 },
+    REALTIME_PUBLIC_QUERY_URL: { type: 'string', minLength: 1 },
     REALTIME_HISTORY_SIZE: { type: 'integer', minimum: 0, maximum: 1000000, default: 10000 },
     REALTIME_HISTORY_MAX_BYTES: { type: 'integer', minimum: 0, maximum: 4294967296, default: 33554432 },
     REALTIME_MAX_BACKPRESSURE_BYTES: { type: 'integer', minimum: 1024, maximum: 268435456, default: 1048576 },
@@ -31,6 +34,7 @@ const schema = {
 interface Env extends CommonConfig, NatsConfig {
   REALTIME_WEB_DIR?: string;
   REALTIME_PUBLIC_INGEST_URL?: string;
+  REALTIME_PUBLIC_QUERY_URL?: string;
   REALTIME_HISTORY_SIZE: number;
   REALTIME_HISTORY_MAX_BYTES: number;
   REALTIME_MAX_BACKPRESSURE_BYTES: number;
@@ -45,6 +49,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     // services/realtime/dist -> web/ in the repository and in the image alike.
     webDir: e.REALTIME_WEB_DIR ?? fileURLToPath(new URL('../../../web', import.meta.url)),
     publicIngestUrl: e.REALTIME_PUBLIC_INGEST_URL,
+    publicQueryUrl: e.REALTIME_PUBLIC_QUERY_URL,
     historySize: e.REALTIME_HISTORY_SIZE,
     historyMaxBytes: e.REALTIME_HISTORY_MAX_BYTES,
     maxBackpressure: e.REALTIME_MAX_BACKPRESSURE_BYTES,
@@ -52,9 +57,14 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   };
 }
 
-/** The page posts to ingest on the same host unless an operator says otherwise. */
-export function pageConfig(publicIngestUrl: string | undefined, host: string): Record<string, unknown> {
-  if (publicIngestUrl) return { ingestUrl: publicIngestUrl };
+/**
+ * Where the page posts (ingest) and reads its first messages (query): the operator's public
+ * URLs, or the page's own host on the contract's default ports.
+ */
+export function pageConfig(urls: Pick<Config, 'publicIngestUrl' | 'publicQueryUrl'>, host: string): Record<string, unknown> {
   const hostname = host.replace(/:\d+$/, '') || '127.0.0.1';
-  return { ingestUrl: `http://${hostname}:8081` };
+  return {
+    ingestUrl: urls.publicIngestUrl ?? `http://${hostname}:8081`,
+    queryUrl: urls.publicQueryUrl ?? `http://${hostname}:8082`,
+  };
 }

@@ -40,7 +40,7 @@ export async function startRealtime(config: Config, names: FalconNames, link: Na
     replay: createReplay(js, names),
     bounds,
     files: loadStaticFiles(config.webDir),
-    pageConfig: (host) => pageConfig(config.publicIngestUrl, host),
+    pageConfig: (host) => pageConfig(config, host),
     startSeq: info.state.last_seq,
     historySize: config.historySize,
     historyMaxBytes: config.historyMaxBytes,

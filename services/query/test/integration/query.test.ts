@@ -29,7 +29,7 @@ describe('query against Postgres', function () {
   /** Serves the app on the test database; `exports` overrides the export limits. */
   async function serve(exports: Partial<ExportLimits> = {}): Promise<void> {
     server?.close();
-    server = await serveQuery(db.pool, { exports });
+    server = await serveQuery(db.pool, { exports, corsOrigins: 'http://page.example' });
     url = server.url;
     registry = server.registry;
   }
@@ -110,6 +110,15 @@ describe('query against Postgres', function () {
     const all = (await res.json()) as { seq: number }[];
     expect(all).to.have.length(20_000);
     expect(all.every((m, i) => m.seq === i + 1)).to.equal(true);
+  });
+
+  it('lets the live page, on another origin, read messages (CORS)', async () => {
+    await insert(1, 2);
+    const page = await fetch(`${url}/api/messages?after=0&limit=1`, { headers: { origin: 'http://page.example' } });
+    expect(page.headers.get('access-control-allow-origin')).to.equal('http://page.example');
+    expect(page.headers.get('access-control-expose-headers')).to.match(/Link/);
+    const other = await fetch(`${url}/api/messages?after=0&limit=1`, { headers: { origin: 'http://elsewhere.example' } });
+    expect(other.headers.get('access-control-allow-origin')).to.equal(null);
   });
 
   it('lists dead letters', async () => {

@@ -17,7 +17,7 @@ export interface ServedQuery {
 }
 
 /** The query app over `pool` on a free port, ready; `exports` overrides the export limits. */
-export async function serveQuery(pool: pg.Pool, options: { exports?: Partial<ExportLimits> } = {}): Promise<ServedQuery> {
+export async function serveQuery(pool: pg.Pool, options: { exports?: Partial<ExportLimits>; corsOrigins?: string } = {}): Promise<ServedQuery> {
   const registry = createMetricsRegistry('query', 'test');
   const probes = createProbes(registry, {});
   probes.markStarted();
@@ -29,6 +29,7 @@ export async function serveQuery(pool: pg.Pool, options: { exports?: Partial<Exp
     openApi: { openapi: '3.1.0' },
     defaultLimit: 100,
     exports: { ...DEFAULT_EXPORT_LIMITS, ...options.exports },
+    corsOrigins: options.corsOrigins ?? '*',
   });
   const server = createServer(app.callback());
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -53,6 +53,11 @@ export const databaseEnv = {
   PG_POOL_MAX: { type: 'integer', minimum: 1, maximum: 100, default: 10 },
 } as const;
 
+/** Origins whose pages may call ingest and query from a browser (the live page's, at least). */
+export const corsEnv = {
+  CORS_ALLOW_ORIGINS: { type: 'string', minLength: 1, default: '*' },
+} as const;
+
 export function portEnv(defaultPort: number) {
   return { PORT: { type: 'integer', minimum: 0, maximum: 65535, default: defaultPort } } as const;
 }

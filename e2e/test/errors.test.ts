@@ -17,7 +17,7 @@ describe('contract error statuses', function () {
     this.timeout(120_000);
     t = await target();
   });
-  const post = (body: string, headers: Record<string, string> = { 'content-type': 'application/json' }) =>
+  const post = (body: BodyInit, headers: Record<string, string> = { 'content-type': 'application/json' }) =>
     fetch(`${t.ingest}/api/messages`, { method: 'POST', headers, body });
 
   it('ingest: 400 for malformed JSON', async () => {
@@ -26,6 +26,11 @@ describe('contract error statuses', function () {
 
   it('ingest: 400 for a body that is not an object', async () => {
     for (const body of ['[1,2]', '"text"', '42', 'null']) await expectProblem(await post(body), 400);
+  });
+
+  it('ingest: 400 for a body that is not valid UTF-8', async () => {
+    const body = Buffer.concat([Buffer.from('{"text":"'), Buffer.from([0xc3, 0x28, 0xff]), Buffer.from('"}')]);
+    await expectProblem(await post(body, { 'content-type': 'application/json; charset=utf-8' }), 400);
   });
 
   it('ingest: 400 for a bad Idempotency-Key', async () => {

@@ -140,7 +140,7 @@ describe('realtime gateway against JetStream', function () {
     expect(page.headers.get('content-type')).to.match(/text\/html/);
     expect(await page.text()).to.contain('Falcon');
     expect((await fetch(`${http}/app.js`)).status).to.equal(200);
-    expect(await (await fetch(`${http}/config.json`)).json()).to.deep.equal({ ingestUrl: 'http://127.0.0.1:8081' });
+    expect(await (await fetch(`${http}/config.json`)).json()).to.deep.equal({ ingestUrl: 'http://127.0.0.1:8081', queryUrl: 'http://127.0.0.1:8082' });
     expect((await fetch(`${http}/healthz`)).status).to.equal(200);
     expect((await fetch(`${http}/readyz`)).status).to.equal(200);
     expect(await (await fetch(`${http}/metrics`)).text()).to.contain('falcon_realtime_clients');

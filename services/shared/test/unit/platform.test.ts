@@ -3,6 +3,7 @@ import {
   ConfigError,
   createMetricsRegistry,
   createProbes,
+  isDatabaseUnavailable,
   isTransientDbError,
   isUuid,
   natsServers,
@@ -52,6 +53,17 @@ describe('problem', () => {
       errors: [{ path: '/a', message: 'must be string' }],
     });
     expect(problem(413, 'body-too-large', 'big')).to.not.have.property('errors');
+  });
+});
+
+describe('isDatabaseUnavailable', () => {
+  it('tells the database being out of reach from one statement failing', () => {
+    for (const code of ['08006', '08001', '53300', '57P01', '57P03', '58030', 'ECONNREFUSED', undefined]) {
+      expect(isDatabaseUnavailable(Object.assign(new Error('x'), { code })), String(code)).to.equal(true);
+    }
+    for (const code of ['40001', '40P01', '57014', '22P02', '23505']) {
+      expect(isDatabaseUnavailable(Object.assign(new Error('x'), { code })), code).to.equal(false);
+    }
   });
 });
 

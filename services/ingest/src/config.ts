@@ -1,11 +1,16 @@
 import {
+  authEnv,
+  authSettings,
   commonEnv,
   natsEnv,
   parseEnv,
   serviceBasics,
   type ServiceBasics,
   portEnv,
+  type AuthConfig,
+  type AuthSettings,
   type CommonConfig,
+  type RateLimitSettings,
   type NatsConfig,
   type StreamOptions,
 } from '@falcon/shared';
@@ -24,6 +29,9 @@ export interface Config extends ServiceBasics {
   /** Origins allowed to POST from a browser ('*' or a comma-separated list). */
   corsOrigins: string;
   stream: StreamOptions;
+  auth: AuthSettings;
+  /** Undefined: no limit. */
+  rateLimit: RateLimitSettings | undefined;
 }
 
 /** The stream's settings; ingest owns the stream, so these live here. */
@@ -46,10 +54,15 @@ const schema = {
     INGEST_RETRY_AFTER_SECONDS: { type: 'integer', minimum: 1, maximum: 3600, default: 1 },
     INGEST_SCHEMA_FILE: { type: 'string', minLength: 1 },
     CORS_ALLOW_ORIGINS: { type: 'string', minLength: 1, default: '*' },
+    ...authEnv,
+    INGEST_RATE_LIMIT: { type: 'integer', minimum: 1, maximum: 1000000 },
+    INGEST_RATE_BURST: { type: 'integer', minimum: 0, maximum: 1000000 },
   },
 } as const;
 
-interface Env extends CommonConfig, NatsConfig {
+interface Env extends CommonConfig, NatsConfig, AuthConfig {
+  INGEST_RATE_LIMIT?: number;
+  INGEST_RATE_BURST?: number;
   STREAM_MAX_AGE_SECONDS: number;
   STREAM_DUPLICATE_WINDOW_SECONDS: number;
   STREAM_REPLICAS: number;
@@ -79,5 +92,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       maxMessageBytes: e.INGEST_MAX_BYTES + 1024,
       replicas: e.STREAM_REPLICAS,
     },
+    auth: authSettings(e),
+    // The burst is spent at most once per window, on top of the sustained rate; by default a
+    // client may briefly send one extra second's worth.
+    rateLimit: e.INGEST_RATE_LIMIT === undefined ? undefined : { perSecond: e.INGEST_RATE_LIMIT, burst: e.INGEST_RATE_BURST ?? e.INGEST_RATE_LIMIT, burstWindowSeconds: 10 },
   };
 }

@@ -3,6 +3,8 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import {
   closeHttpServer,
   connectNats,
+  createAuthenticator,
+  createRateLimiter,
   Counter,
   createLogger,
   createMetricsRegistry,
@@ -55,6 +57,8 @@ const app = createApp({
   maxDepth: config.maxDepth,
   retryAfterSeconds: config.retryAfterSeconds,
   corsOrigins: config.corsOrigins,
+  auth: createAuthenticator(config.auth),
+  rateLimiter: config.rateLimit && createRateLimiter(config.rateLimit),
 });
 const server = createHttpServer(app.callback());
 const port = await listen(server, config.port);

@@ -6,6 +6,7 @@ const uuid = { type: 'string', format: 'uuid' } as const;
 const timestamp = { type: 'string', format: 'date-time', description: 'RFC 3339, UTC, milliseconds' } as const;
 const seq = { type: 'integer', minimum: 1, description: 'Position in the stream; strictly increasing in order of receipt' } as const;
 const payload = { type: 'object', description: 'The JSON object the client posted, unchanged', additionalProperties: true } as const;
+const publisher = { type: 'string', description: "The sub of the token it was posted with; absent when posted without authentication" } as const;
 
 export const acceptedSchema = {
   type: 'object',
@@ -16,7 +17,7 @@ export const acceptedSchema = {
 export const persistedMessageSchema = {
   type: 'object',
   required: ['id', 'seq', 'receivedAt', 'persistedAt', 'payload'],
-  properties: { id: uuid, seq, receivedAt: timestamp, persistedAt: timestamp, payload },
+  properties: { id: uuid, seq, receivedAt: timestamp, persistedAt: timestamp, publisher, payload },
 } as const;
 
 export const problemSchema = {
@@ -37,7 +38,7 @@ export const problemSchema = {
 export const messageFrameSchema = {
   type: 'object',
   required: ['type', 'id', 'seq', 'receivedAt', 'payload'],
-  properties: { type: { const: 'message' }, id: uuid, seq, receivedAt: timestamp, payload },
+  properties: { type: { const: 'message' }, id: uuid, seq, receivedAt: timestamp, publisher, payload },
 } as const;
 
 export const welcomeFrameSchema = {

@@ -45,3 +45,17 @@ export function rateLimit(limiter: RateLimiter | undefined): Middleware {
     await next();
   };
 }
+
+/**
+ * The Access-Control-Allow-Origin for CORS_ALLOW_ORIGINS: `*` (the local stack) or only the
+ * listed origins. Credentials (cookies) are never allowed, so `*` never meets them; a bearer
+ * token is a header the page sets itself, which Access-Control-Allow-Headers must name.
+ */
+export function corsOrigin(allowed: string): string | ((ctx: Context) => string) {
+  if (allowed.trim() === '*') return '*';
+  const origins = new Set(allowed.split(',').map((o) => o.trim()).filter((o) => o !== '*'));
+  return (ctx) => (origins.has(ctx.get('origin')) ? ctx.get('origin') : '');
+}
+
+/** Response headers a cross-origin page may read: where, when to retry, why refused, limits. */
+export const CORS_EXPOSED = ['Location', 'Link', 'Retry-After', 'WWW-Authenticate', 'RateLimit', 'RateLimit-Policy'];

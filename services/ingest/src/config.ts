@@ -2,7 +2,11 @@ import {
   authEnv,
   authSettings,
   commonEnv,
+  natsAuthEnv,
   natsEnv,
+  natsTransportSettings,
+  type NatsAuthConfig,
+  type NatsTransportSettings,
   parseEnv,
   serviceBasics,
   type ServiceBasics,
@@ -17,6 +21,7 @@ import {
 
 export interface Config extends ServiceBasics {
   natsUrl: string;
+  natsTransport: NatsTransportSettings;
   /** Largest accepted body in bytes (413 above it). */
   maxBytes: number;
   /** Deepest JSON nesting accepted (400 above). */
@@ -46,6 +51,7 @@ const schema = {
   properties: {
     ...commonEnv,
     ...natsEnv,
+    ...natsAuthEnv,
     ...portEnv(8081),
     ...streamEnv,
     INGEST_MAX_BYTES: { type: 'integer', minimum: 16, maximum: 1048576, default: 65536 },
@@ -60,7 +66,7 @@ const schema = {
   },
 } as const;
 
-interface Env extends CommonConfig, NatsConfig, AuthConfig {
+interface Env extends CommonConfig, NatsConfig, NatsAuthConfig, AuthConfig {
   INGEST_RATE_LIMIT?: number;
   INGEST_RATE_BURST?: number;
   STREAM_MAX_AGE_SECONDS: number;
@@ -79,6 +85,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   return {
     ...serviceBasics(e),
     natsUrl: e.NATS_URL,
+    natsTransport: natsTransportSettings(e),
     maxBytes: e.INGEST_MAX_BYTES,
     maxDepth: e.INGEST_MAX_DEPTH,
     publishTimeoutMs: e.INGEST_PUBLISH_TIMEOUT_MS,

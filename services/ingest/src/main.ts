@@ -28,7 +28,7 @@ const config = loadConfig(process.env);
 const log = createLogger({ service: 'ingest', version, level: config.logLevel });
 const names = falconNames(config.namespace);
 
-const link = await connectNats({ url: config.natsUrl, name: 'falcon-ingest', log });
+const link = await connectNats({ url: config.natsUrl, name: 'falcon-ingest', log, transport: config.natsTransport });
 const jsm = await jetstreamManager(link.nc);
 const info = await ensureMessagesStream(jsm, names, config.stream);
 log.info({ stream: names.stream, lastSeq: info.state.last_seq }, 'stream ready');

@@ -16,3 +16,4 @@ export * from './platform/runtime.js';
 export * from './platform/auth.js';
 export * from './platform/rate-limit.js';
 export * from './platform/koa-guards.js';
+export * from './platform/nats-auth.js';

@@ -138,7 +138,7 @@ export function createAuthenticator(settings: AuthSettings, options: Authenticat
   // fetches per request while the cache is fresh.
   const keySet =
     options.jwks ??
-    (settings.jwksUrl === undefined ? undefined : createRemoteJWKSet(new URL(settings.jwksUrl), { cooldownDuration: 30_000, cacheMaxAge: 600_000, timeoutDuration: 5_000 }));
+    (settings.jwksUrl === undefined ? undefined : createRemoteJWKSet(new URL(settings.jwksUrl), { cooldownDuration: 10_000, cacheMaxAge: 600_000, timeoutDuration: 5_000 }));
   const enabled = secret !== undefined || keySet !== undefined;
   const algorithms = [...(secret ? SECRET_ALGORITHMS : []), ...(keySet ? KEY_SET_ALGORITHMS : [])];
 

@@ -3,6 +3,7 @@
  * secret and a JWKS served here, issuer, audience, a rate limit), driven only through HTTP.
  */
 import { expect } from 'chai';
+import fc from 'fast-check';
 import { startLocalStack, target, type LocalStack } from '../target.js';
 import { waitFor } from '../../scripts/stack.js';
 import { createSigningKey, mintToken, startJwksServer, tamperSignature, TEST_SECRET, unsecuredToken, type JwksServer, type SigningKey } from '../../test-support/tokens.js';
@@ -114,6 +115,27 @@ describe('authentication and limits (own stack, auth on)', function () {
     // jose refetches on an unknown kid at most once per cooldown (10 s).
     await waitFor('the rotated key to be accepted', async () => (await post(bearer(token))).status === 202, 30_000, 500);
     expect((await post(bearer(await rsa.sign({ ...good, sub: 'e2e-retired' })))).status).to.equal(401);
+  });
+
+  it('never answers 5xx to random and malformed Authorization headers', async () => {
+    const printable = fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)), maxLength: 300 });
+    const segment = fc.oneof(fc.base64String({ maxLength: 120 }), printable);
+    const header = fc.oneof(
+      printable,
+      printable.map((t) => `Bearer ${t}`),
+      fc.tuple(segment, segment, segment).map((parts) => `Bearer ${parts.join('.')}`),
+      fc.tuple(fc.json(), fc.json()).map(([h, p]) => `Bearer ${Buffer.from(h).toString('base64url')}.${Buffer.from(p).toString('base64url')}.c2ln`),
+    );
+    await fc.assert(
+      fc.asyncProperty(header, async (authorization) => {
+        for (const e of endpoints()) {
+          const res = await e.call({ authorization });
+          await res.arrayBuffer();
+          expect(res.status, `${e.name} with ${JSON.stringify(authorization)}`).to.be.oneOf([401, 403]);
+        }
+      }),
+      { numRuns: 60 },
+    );
   });
 
   it('keeps probes and metrics open without a token', async () => {

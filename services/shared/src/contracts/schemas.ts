@@ -52,6 +52,13 @@ const problemResponse = (description: string) => ({
   content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
 });
 
+// When auth is configured (AUTH_JWT_SECRET or AUTH_JWKS_URL): a bearer JWT holding the scope.
+const authResponses = {
+  '401': problemResponse('Missing or invalid bearer token (when auth is configured); WWW-Authenticate: Bearer'),
+  '403': problemResponse('The token lacks the scope this operation needs'),
+};
+const needs = (scope: string) => [{}, { bearer: [scope] }];
+
 /** OpenAPI 3.1 for the HTTP API of ingest and query. */
 export function openApiDocument(version: string): Record<string, unknown> {
   return {
@@ -65,6 +72,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
       '/api/messages': {
         post: {
           summary: 'Accept a message (ingest)',
+          security: needs('messages:write'),
           parameters: [
             {
               name: 'Idempotency-Key',
@@ -84,11 +92,14 @@ export function openApiDocument(version: string): Record<string, unknown> {
             '400': problemResponse('Malformed JSON, not an object, schema violation, or bad Idempotency-Key'),
             '413': problemResponse('Body over the limit (INGEST_MAX_BYTES, 64 KiB by default)'),
             '415': problemResponse('Content-Type is not application/json'),
+            ...authResponses,
+            '429': problemResponse('Over INGEST_RATE_LIMIT for this token sub or client address; retry after Retry-After seconds (RateLimit and RateLimit-Policy headers say more)'),
             '503': problemResponse('The stream could not acknowledge in time; retry after Retry-After seconds with the same Idempotency-Key'),
           },
         },
         get: {
           summary: 'List persisted messages (query)',
+          security: needs('messages:read'),
           description: 'Without parameters: every message as one streamed JSON array, by seq. With after and/or limit: one page, with a Link rel="next" header while more rows exist.',
           parameters: [
             { name: 'after', in: 'query', schema: { type: 'integer', minimum: 0 }, description: 'Return messages with seq greater than this' },
@@ -101,23 +112,27 @@ export function openApiDocument(version: string): Record<string, unknown> {
               content: { 'application/json': { schema: { type: 'array', items: { $ref: '#/components/schemas/PersistedMessage' } } } },
             },
             '400': problemResponse('Bad query parameters'),
+            ...authResponses,
           },
         },
       },
       '/api/messages/{id}': {
         get: {
           summary: 'One persisted message (query)',
+          security: needs('messages:read'),
           parameters: [{ name: 'id', in: 'path', required: true, schema: uuid }],
           responses: {
             '200': { description: 'The message', content: { 'application/json': { schema: { $ref: '#/components/schemas/PersistedMessage' } } } },
             '400': problemResponse('id is not a UUID'),
             '404': problemResponse('No such message'),
+            ...authResponses,
           },
         },
       },
       '/api/dead-letters': {
         get: {
           summary: 'Messages the persister could not store, with the reason (query)',
+          security: needs('messages:read'),
           parameters: [
             { name: 'after', in: 'query', schema: { type: 'integer', minimum: 0 } },
             { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
@@ -129,12 +144,14 @@ export function openApiDocument(version: string): Record<string, unknown> {
               content: { 'application/json': { schema: { type: 'array', items: { type: 'object' } } } },
             },
             '400': problemResponse('Bad query parameters'),
+            ...authResponses,
           },
         },
       },
     },
     components: {
       schemas: { Accepted: acceptedSchema, PersistedMessage: persistedMessageSchema, Problem: problemSchema },
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A JWT (HS256 with AUTH_JWT_SECRET, or RS256/ES256 from AUTH_JWKS_URL) whose space-separated scope claim holds the scope' } },
     },
   };
 }

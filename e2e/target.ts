@@ -8,6 +8,8 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, nuid } from '@nats-io/transport-node';
 import pg from 'pg';
 import { ensureInfra, ROOT, startStack, type Infra, type Stack, type StackOptions } from '../scripts/stack.js';
+import { decodeJwt } from 'jose';
+import { mintToken, TEST_SECRET } from '../test-support/tokens.js';
 
 export interface Target {
   ingest: string;
@@ -16,6 +18,8 @@ export interface Target {
   /** Probe URLs of persister replicas, when known (local stack only). */
   persister: string[];
   stack: Stack | undefined;
+  /** The sub of the token the suite sends (FALCON_TOKEN or E2E_AUTH=1): its messages' publisher. */
+  publisher?: string;
 }
 
 export interface LocalStack extends Target {
@@ -69,13 +73,44 @@ export async function startLocalStack(
 let shared: Promise<Target> | undefined;
 let local: LocalStack | undefined;
 
+/**
+ * With auth on, every request this suite makes to the target's ingest and query carries the
+ * token unless it sets its own Authorization: the contract tests stay the same with auth on
+ * and off. Requests to any other origin (a test's own stack) are left alone.
+ */
+function sendTokenTo(origins: string[], token: string): void {
+  const allowed = new Set(origins.map((o) => new URL(o).origin));
+  const plain = globalThis.fetch;
+  globalThis.fetch = (input, init) => {
+    const url = new URL(input instanceof Request ? input.url : String(input));
+    const headers = new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined));
+    if (!allowed.has(url.origin) || headers.has('authorization')) return plain(input, init);
+    headers.set('authorization', `Bearer ${token}`);
+    return plain(input, { ...init, headers });
+  };
+}
+
+/**
+ * The suite's target. A deployment with auth on needs FALCON_TOKEN (all three scopes); the
+ * local stack runs with auth on when E2E_AUTH=1, with a token minted here.
+ */
 export function target(): Promise<Target> {
   shared ??= (async () => {
-    const { INGEST_URL, QUERY_URL, REALTIME_URL } = process.env;
+    const { INGEST_URL, QUERY_URL, REALTIME_URL, FALCON_TOKEN, E2E_AUTH } = process.env;
     if (INGEST_URL && QUERY_URL && REALTIME_URL) {
-      return { ingest: INGEST_URL, query: QUERY_URL, realtime: REALTIME_URL.split(','), persister: (process.env['PERSISTER_URL'] ?? '').split(',').filter(Boolean), stack: undefined };
+      const remote: Target = { ingest: INGEST_URL, query: QUERY_URL, realtime: REALTIME_URL.split(','), persister: (process.env['PERSISTER_URL'] ?? '').split(',').filter(Boolean), stack: undefined };
+      if (FALCON_TOKEN) {
+        sendTokenTo([INGEST_URL, QUERY_URL], FALCON_TOKEN);
+        remote.publisher = decodeJwt(FALCON_TOKEN).sub;
+      }
+      return remote;
     }
-    local = await startLocalStack();
+    const auth = E2E_AUTH === '1';
+    local = await startLocalStack(auth ? { env: { AUTH_JWT_SECRET: TEST_SECRET } } : {});
+    if (auth) {
+      sendTokenTo([local.ingest, local.query], await mintToken({ sub: 'e2e-suite', expiresIn: 6 * 3600 }));
+      local.publisher = 'e2e-suite';
+    }
     return local;
   })();
   return shared;

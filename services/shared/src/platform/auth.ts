@@ -159,6 +159,9 @@ export function createAuthenticator(settings: AuthSettings, options: Authenticat
           issuer: settings.issuer,
           audience: settings.audience,
           clockTolerance: settings.clockToleranceSeconds,
+          // A token that never expires cannot be contained once stolen, and a socket opened
+          // with it would never be closed (RFC 8725 section 3.10 asks for claim checks).
+          requiredClaims: ['exp'],
           currentDate: options.now?.(),
         });
         return principalOf(payload);

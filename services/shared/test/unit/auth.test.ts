@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { createLocalJWKSet } from 'jose';
+import { createLocalJWKSet, SignJWT } from 'jose';
 import Koa from 'koa';
 import {
   authorize,
@@ -78,6 +78,11 @@ describe('createAuthenticator with AUTH_JWT_SECRET (HS256)', () => {
     expect((await refusal(auth.authenticate(await mintToken({ ...good, iss: 'https://evil.test' })))).message).to.match(/iss/);
     expect((await refusal(auth.authenticate(await mintToken({ ...good, aud: 'someone-else' })))).message).to.match(/aud/);
     expect((await refusal(auth.authenticate(await mintToken({ iss: good.iss })))).message).to.match(/aud/);
+  });
+
+  it('rejects a token without an exp', async () => {
+    const forever = await new SignJWT({ scope: 'messages:write', ...good }).setProtectedHeader({ alg: 'HS256' }).setSubject('s').sign(new TextEncoder().encode(TEST_SECRET));
+    expect((await refusal(auth.authenticate(forever))).message).to.match(/exp/);
   });
 
   it('rejects a token without a sub', async () => {

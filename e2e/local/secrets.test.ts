@@ -43,6 +43,7 @@ describe('secrets in a run with credentials configured (local processes)', funct
     stack = await startLocalStack({
       natsUrl: `nats://127.0.0.1:${port}`,
       databaseUrl: databaseUrl.toString(),
+      suiteAuth: false,
       env: { AUTH_JWT_SECRET: JWT_SECRET, NATS_USER: 'falcon', NATS_PASSWORD, INGEST_RATE_LIMIT: '2', INGEST_RATE_BURST: '0', LOG_LEVEL: 'debug' },
     });
     validToken = await mintToken({ sub: 'secrets-test' }, JWT_SECRET);

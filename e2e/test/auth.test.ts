@@ -39,6 +39,7 @@ describe('authentication and limits (own stack, auth on)', function () {
     ec = await createSigningKey('ES256', 'ec-1');
     jwks = await startJwksServer([rsa, ec]);
     stack = await startLocalStack({
+      suiteAuth: false,
       env: {
         AUTH_JWT_SECRET: TEST_SECRET,
         AUTH_JWKS_URL: jwks.url,

@@ -1,5 +1,6 @@
 import {
   authEnv,
+  ConfigError,
   authSettings,
   commonEnv,
   natsAuthEnv,
@@ -82,6 +83,9 @@ interface Env extends CommonConfig, NatsConfig, NatsAuthConfig, AuthConfig {
 
 export function loadConfig(env: Record<string, string | undefined>): Config {
   const e = parseEnv<Env>(schema, env);
+  if (e.INGEST_RATE_BURST !== undefined && e.INGEST_RATE_LIMIT === undefined) {
+    throw new ConfigError(['INGEST_RATE_BURST: needs INGEST_RATE_LIMIT']);
+  }
   return {
     ...serviceBasics(e),
     natsUrl: e.NATS_URL,

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import { Counter, createAuthenticator, createMetricsRegistry, createProbes, createRateLimiter, createSilentLogger, Histogram, type AcceptedResponse } from '@falcon/shared';
 import { createApp, jsonDepth, readIdempotencyKey, type AppDeps } from '../../src/app.js';
+import { loadConfig } from '../../src/config.js';
 import { compilePayloadSchema } from '../../src/payload-schema.js';
 import { dedupeId, type Publisher } from '../../src/publisher.js';
 import { mintToken, TEST_SECRET } from '../../../../test-support/tokens.js';
@@ -261,5 +262,20 @@ describe('readIdempotencyKey and dedupeId', () => {
   it('keeps keys and generated ids in separate dedupe namespaces', () => {
     expect(dedupeId('id-1')).to.equal('id:id-1');
     expect(dedupeId('id-1', 'id-1')).to.equal('key:id-1');
+  });
+});
+
+describe('ingest configuration of auth and the rate limit', () => {
+  it('reads the auth variables, the limit and a burst defaulting to the limit', () => {
+    const config = loadConfig({ AUTH_JWT_SECRET: TEST_SECRET, AUTH_AUDIENCE: 'falcon', INGEST_RATE_LIMIT: '50' });
+    expect(config.auth).to.include({ jwtSecret: TEST_SECRET, audience: 'falcon', clockToleranceSeconds: 5 });
+    expect(config.rateLimit).to.deep.equal({ perSecond: 50, burst: 50, burstWindowSeconds: 10 });
+    expect(loadConfig({}).rateLimit).to.equal(undefined);
+  });
+
+  it('refuses a short secret, a burst without a limit, and contradictory NATS logins', () => {
+    expect(() => loadConfig({ AUTH_JWT_SECRET: 'short' })).to.throw(/AUTH_JWT_SECRET/);
+    expect(() => loadConfig({ INGEST_RATE_BURST: '5' })).to.throw(/INGEST_RATE_BURST: needs INGEST_RATE_LIMIT/);
+    expect(() => loadConfig({ NATS_TOKEN: 't', NATS_USER: 'u', NATS_PASSWORD: 'p' })).to.throw(/only one way to log in/);
   });
 });

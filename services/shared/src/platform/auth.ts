@@ -5,6 +5,7 @@
  * and turns every failure into an AuthError.
  */
 import { createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey, type JWTPayload } from 'jose';
+import { ConfigError } from './config.js';
 import { problem, type Problem } from './problem.js';
 
 /** What each scope allows (contract, "Authentication and limits"). */
@@ -71,7 +72,14 @@ export interface AuthConfig {
   AUTH_CLOCK_TOLERANCE_SECONDS: number;
 }
 
+/**
+ * The settings; an issuer or audience without any key is refused, because auth would then be
+ * silently off while the operator believes it is on.
+ */
 export function authSettings(e: AuthConfig): AuthSettings {
+  if ((e.AUTH_ISSUER || e.AUTH_AUDIENCE) && !e.AUTH_JWT_SECRET && !e.AUTH_JWKS_URL) {
+    throw new ConfigError(['AUTH_ISSUER, AUTH_AUDIENCE: set AUTH_JWT_SECRET or AUTH_JWKS_URL too, or auth stays off']);
+  }
   return {
     jwtSecret: e.AUTH_JWT_SECRET,
     jwksUrl: e.AUTH_JWKS_URL,

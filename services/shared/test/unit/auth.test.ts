@@ -8,6 +8,8 @@ import {
   authorize,
   authRefusal,
   AuthError,
+  authSettings,
+  ConfigError,
   bearerToken,
   createAuthenticator,
   createRateLimiter,
@@ -148,6 +150,11 @@ describe('bearerToken and authorize', () => {
     expect((await refusal(authorize(auth, { authorization: `Bearer ${token}` }, 'messages:write'))).kind).to.equal('forbidden');
     expect((await authorize(auth, { authorization: `Bearer ${token}` }, 'messages:read'))!.sub).to.equal('test-client');
     expect((await authorize(auth, { accessToken: token }, 'messages:read'))!.sub).to.equal('test-client');
+  });
+
+  it('refuses an issuer or audience without any key, rather than run with auth silently off', () => {
+    expect(() => authSettings({ AUTH_AUDIENCE: 'falcon', AUTH_CLOCK_TOLERANCE_SECONDS: 5 })).to.throw(ConfigError, /AUTH_JWT_SECRET or AUTH_JWKS_URL/);
+    expect(authSettings({ AUTH_AUDIENCE: 'falcon', AUTH_JWT_SECRET: TEST_SECRET, AUTH_CLOCK_TOLERANCE_SECONDS: 5 }).audience).to.equal('falcon');
   });
 
   it('lets everything through when neither a secret nor a key set is configured', async () => {

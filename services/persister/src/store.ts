@@ -7,6 +7,8 @@ export interface MessageRow {
   seq: number;
   id: string;
   receivedAt: string;
+  /** The token sub it was posted with; absent without authentication. */
+  publisher?: string;
   payloadJson: string;
 }
 
@@ -34,20 +36,25 @@ const INSERT_DEAD_LETTER = `
 // is Postgres' fastest way in (no array literals to build and parse), and the INSERT keeps a
 // redelivered seq a no-op. The staging table empties itself at COMMIT.
 const STAGING = `CREATE TEMP TABLE IF NOT EXISTS falcon_staging
-  (seq bigint, id uuid, received_at timestamptz, payload json) ON COMMIT DELETE ROWS`;
-const COPY_IN = 'COPY falcon_staging (seq, id, received_at, payload) FROM STDIN';
-const MERGE = `INSERT INTO messages (seq, id, received_at, payload)
-  SELECT seq, id, received_at, payload FROM falcon_staging ON CONFLICT DO NOTHING`;
+  (seq bigint, id uuid, received_at timestamptz, payload json, publisher text) ON COMMIT DELETE ROWS`;
+const COPY_IN = 'COPY falcon_staging (seq, id, received_at, payload, publisher) FROM STDIN';
+const MERGE = `INSERT INTO messages (seq, id, received_at, payload, publisher)
+  SELECT seq, id, received_at, payload, publisher FROM falcon_staging ON CONFLICT DO NOTHING`;
 
 // COPY's text format: backslash, newline, carriage return and tab are escaped; the payload
 // is JSON text, which may hold all four (raw whitespace, escapes).
 const COPY_SPECIAL = /[\\\n\r\t]/g;
 const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 
-export function copyLine(row: MessageRow): string {
-  const payload = COPY_SPECIAL.test(row.payloadJson) ? row.payloadJson.replace(COPY_SPECIAL, (c) => COPY_ESCAPES[c]!) : row.payloadJson;
+function copyText(text: string): string {
+  const escaped = COPY_SPECIAL.test(text) ? text.replace(COPY_SPECIAL, (c) => COPY_ESCAPES[c]!) : text;
   COPY_SPECIAL.lastIndex = 0;
-  return `${row.seq}\t${row.id}\t${row.receivedAt}\t${payload}\n`;
+  return escaped;
+}
+
+/** One row in COPY's text format; `\N` is its NULL (no publisher). */
+export function copyLine(row: MessageRow): string {
+  return `${row.seq}\t${row.id}\t${row.receivedAt}\t${copyText(row.payloadJson)}\t${row.publisher === undefined ? '\\N' : copyText(row.publisher)}\n`;
 }
 
 const prepared = new WeakSet<PoolClient>();

@@ -1,13 +1,19 @@
 import { once } from 'node:events';
 import { PassThrough } from 'node:stream';
+import cors from '@koa/cors';
 import { Router } from '@koa/router';
 import Koa, { type Context } from 'koa';
 import {
+  CORS_EXPOSED,
+  corsOrigin,
   isTransientDbError,
   isUuid,
   opsMiddleware,
   problemError,
   problemMiddleware,
+  requireScope,
+  SCOPES,
+  type Authenticator,
   type Logger,
   type Probes,
 } from '@falcon/shared';
@@ -21,6 +27,10 @@ export interface AppDeps {
   repository: MessageRepository;
   openApi: Record<string, unknown>;
   defaultLimit: number;
+  /** Bearer tokens with messages:read on every /api route; absent or disabled: open. */
+  auth?: Authenticator;
+  /** Origins allowed to read from a browser ('*' or a comma-separated list); absent: none. */
+  corsOrigins?: string;
 }
 
 export interface PageQuery {
@@ -161,7 +171,16 @@ export function createApp(deps: AppDeps): Koa {
   });
 
   app.use(problemMiddleware(deps.log));
+  if (deps.corsOrigins) {
+    app.use(cors({ origin: corsOrigin(deps.corsOrigins), allowMethods: ['GET', 'HEAD', 'OPTIONS'], allowHeaders: ['Authorization', 'Accept'], exposeHeaders: CORS_EXPOSED, maxAge: 600 }));
+  }
   app.use(opsMiddleware(deps.probes));
+  // Every /api path, known or not, needs the token: an unauthenticated caller learns nothing
+  // about routes. The probes above and /openapi.json stay open.
+  if (deps.auth) {
+    const guard = requireScope(deps.auth, SCOPES.read);
+    app.use((ctx, next) => (ctx.path.startsWith('/api/') ? guard(ctx, next) : next()));
+  }
   app.use(router.routes());
   app.use(router.allowedMethods());
   return app;

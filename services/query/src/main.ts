@@ -1,5 +1,6 @@
 import {
   closeHttpServer,
+  createAuthenticator,
   createLogger,
   createMetricsRegistry,
   createPool,
@@ -23,7 +24,11 @@ const pool = createPool({ url: config.databaseUrl, max: config.poolMax, applicat
 const registry = createMetricsRegistry('query', version);
 const probes = createProbes(registry, { database: () => pingDb(pool) });
 
-const app = createApp({ log, probes, repository: createMessageRepository(pool), openApi: openApiDocument(version), defaultLimit: config.defaultLimit });
+const app = createApp({ log, probes, repository: createMessageRepository(pool), openApi: openApiDocument(version),
+  defaultLimit: config.defaultLimit,
+  auth: createAuthenticator(config.auth),
+  corsOrigins: config.corsOrigins,
+});
 // No request timeout: a full export streams for as long as the table needs; headers still must
 // arrive within 10 s.
 const server = createHttpServer(app.callback(), 0);

@@ -14,7 +14,8 @@ const TS = `'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'`;
 const MESSAGE_JSON = `'{"id":"' || id || '","seq":' || seq
   || ',"receivedAt":"' || to_char(received_at AT TIME ZONE 'UTC', ${TS})
   || '","persistedAt":"' || to_char(persisted_at AT TIME ZONE 'UTC', ${TS})
-  || '","payload":' || payload::text || '}'`;
+  || '",' || COALESCE('"publisher":' || to_json(publisher)::text || ',', '')
+  || '"payload":' || payload::text || '}'`;
 
 const DEAD_LETTER_JSON = `json_build_object(
   'seq', seq, 'id', id,

@@ -1,7 +1,7 @@
 import { connect as connectTcp, type Socket } from 'node:net';
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { startLocalStack, wsUrl, type LocalStack } from '../target.js';
+import { startLocalStack, suiteHeaders, wsUrl, type LocalStack } from '../target.js';
 import { openClient, type TestClient } from '../../test-support/ws-client.js';
 import { waitFor } from '../../scripts/stack.js';
 
@@ -135,7 +135,8 @@ describe('hostile input (property-based)', function () {
     const url = new URL(stack.ingest);
     const socket = connectTcp({ host: url.hostname, port: Number(url.port) });
     await new Promise((resolve) => socket.once('connect', resolve));
-    socket.write('POST /api/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"slow":');
+    const auth = Object.entries(suiteHeaders(stack.ingest)).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+    socket.write(`POST /api/messages HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"slow":`);
     let answer = '';
     socket.on('data', (d) => (answer += String(d)));
     const closed = new Promise((resolve) => socket.once('close', resolve));

@@ -30,7 +30,8 @@ describe('pipeline end to end', function () {
 
     await client.waitForSeq(body.seq);
     const frame = client.frames.find((f) => f.seq === body.seq)!;
-    expect(frame).to.deep.equal({ type: 'message', id: body.id, seq: body.seq, receivedAt: body.receivedAt, payload });
+    const publisher = t.publisher === undefined ? {} : { publisher: t.publisher };
+    expect(frame).to.deep.equal({ type: 'message', id: body.id, seq: body.seq, receivedAt: body.receivedAt, ...publisher, payload });
     await client.close();
 
     let stored: Record<string, unknown> | undefined;
@@ -40,7 +41,7 @@ describe('pipeline end to end', function () {
       stored = (await r.json()) as Record<string, unknown>;
       return true;
     });
-    expect(stored).to.include({ id: body.id, seq: body.seq, receivedAt: body.receivedAt });
+    expect(stored).to.include({ id: body.id, seq: body.seq, receivedAt: body.receivedAt, ...publisher });
     expect(stored!['payload']).to.deep.equal(payload);
     expect(stored!['persistedAt']).to.match(RFC3339_MS_UTC);
   });

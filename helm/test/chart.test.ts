@@ -59,7 +59,7 @@ const COMBINATIONS: Record<string, string[]> = {
   'all autoscaled': ['--set', 'ingest.autoscaling.enabled=true', '--set', 'query.autoscaling.enabled=true', '--set', 'realtime.autoscaling.enabled=true'],
   'network policies off': ['--set', 'networkPolicy.enabled=false'],
   'route on': ['--set', 'route.enabled=true', '--set', 'route.parentRefs[0].name=gw'],
-  'chart-owned secrets': ['--set', 'postgres.existingSecret=', '--set', 'postgres.url=postgres://falcon:pw@db:5432/falcon', '--set', 'auth.existingSecret=', '--set', 'auth.jwtSecret=s3cret'],
+  'chart-owned secrets': ['--set', 'postgres.existingSecret=', '--set', 'postgres.url=postgres://falcon:pw@db:5432/falcon', '--set', 'auth.existingSecret=', '--set', 'auth.jwtSecret=chart-test-secret-0123456789abcdefghij'],
   'auth off': ['--set', 'auth.existingSecret=', '--set', 'auth.enabled=false'],
   'payload schema': ['--set-json', 'ingest.payloadSchema={"type":"object","required":["text"]}'],
   'tls and credentials': ['--set', 'postgres.ca.existingSecret=pg-ca', '--set', 'nats.auth.existingSecret=nats-client', '--set', 'nats.auth.credsKey=falcon.creds', '--set', 'nats.auth.tlsCaKey=ca.crt'],
@@ -125,13 +125,18 @@ for (const { major, bin } of HELMS) {
 
     describe('refuses to render what would be insecure or unusable, and says what to set', () => {
       it('without an image repository (no default image in a registry namespace the project does not own)', () => {
-        const args = ['--set', 'postgres.existingSecret=db', '--set', 'auth.jwtSecret=s'];
+        const args = ['--set', 'postgres.existingSecret=db', '--set', 'auth.jwtSecret=chart-test-secret-0123456789abcdefghij'];
         expect(refusal(args, { required: false })).to.include('image.repository is required');
       });
 
       it('without a database Secret (no default connection string with a password)', () => {
-        const args = ['--set', 'image.repository=r/f', '--set', 'auth.jwtSecret=s'];
+        const args = ['--set', 'image.repository=r/f', '--set', 'auth.jwtSecret=chart-test-secret-0123456789abcdefghij'];
         expect(refusal(args, { required: false })).to.include('postgres.existingSecret is required').and.include('sslmode=verify-full');
+      });
+
+      it('with an HS256 secret shorter than 256 bits (RFC 7518 section 3.2), which the services would refuse at start', () => {
+        const args = ['--set', 'image.repository=r/f', '--set', 'postgres.existingSecret=db', '--set', 'auth.jwtSecret=too-short'];
+        expect(refusal(args, { required: false })).to.match(/jwtSecret/);
       });
 
       it('without a key to verify tokens, unless auth.enabled=false is said explicitly', () => {
@@ -515,7 +520,7 @@ for (const { major, bin } of HELMS) {
 
     it('with chart-owned secrets: the JWT secret and the database URL in Secrets the chart owns', () => {
       const docs = render(COMBINATIONS['chart-owned secrets']!);
-      expect(find(docs, 'Secret', 'rel-falcon-auth').stringData).to.deep.equal({ AUTH_JWT_SECRET: 's3cret' });
+      expect(find(docs, 'Secret', 'rel-falcon-auth').stringData).to.deep.equal({ AUTH_JWT_SECRET: 'chart-test-secret-0123456789abcdefghij' });
       expect(find(docs, 'Secret', 'rel-falcon-database').stringData).to.deep.equal({ DATABASE_URL: 'postgres://falcon:pw@db:5432/falcon' });
       expect(envOf(container(docs, 'ingest')).get('AUTH_JWT_SECRET')?.valueFrom?.secretKeyRef).to.deep.equal({ name: 'rel-falcon-auth', key: 'AUTH_JWT_SECRET' });
       const page = render(['--set', 'auth.pageTokenKey=page-token']);
@@ -680,7 +685,7 @@ describe('Tiltfile, deploy/ and README', () => {
 
   it('gives the dev values what the chart requires, and a development JWT secret', () => {
     const dev = parse(readFileSync(join(ROOT, 'deploy', 'falcon-values.dev.yaml'), 'utf8'));
-    expect(dev.auth.jwtSecret).to.be.a('string').with.length.greaterThan(16);
+    expect(dev.auth.jwtSecret).to.be.a('string').with.length.of.at.least(32);
     expect(tiltfile).to.include("'FALCON_TOKEN': e2e_token").and.include('scripts/dev-token.mjs').and.include("'auth.pageToken=' + page_token");
   });
 

@@ -10,7 +10,7 @@ import { startLocalStack, type LocalStack } from '../../e2e/target.js';
 import { freePort, ROOT } from '../../scripts/stack.js';
 
 const run = promisify(execFile);
-const SECRET = 'helm-test-hook-secret';
+const SECRET = 'helm-test-hook-secret-of-32-characters-or-more';
 
 /**
  * The `helm test` Pod as the chart renders it (command, script from its ConfigMap, env),

@@ -3,8 +3,15 @@ import { Router } from '@koa/router';
 import Koa from 'koa';
 import type { ValidateFunction } from 'ajv';
 import {
+  CORS_EXPOSED,
   corsOrigin,
   opsMiddleware,
+  rateLimit,
+  requestPrincipal,
+  requireScope,
+  SCOPES,
+  type Authenticator,
+  type RateLimiter,
   problemError,
   problemMiddleware,
   ProblemError,
@@ -37,6 +44,10 @@ export interface AppDeps {
   maxDepth: number;
   retryAfterSeconds: number;
   corsOrigins: string;
+  /** Bearer tokens with messages:write; absent or disabled: open. */
+  auth?: Authenticator;
+  /** Per sub (or client address without auth); absent: no limit. */
+  rateLimiter?: RateLimiter;
 }
 
 /** 1 to 128 visible ASCII characters (RFC 9110 VCHAR), as the contract says. */
@@ -70,6 +81,9 @@ export function readIdempotencyKey(value: string | string[] | undefined): string
 export function createApp(deps: AppDeps): Koa {
   const app = new Koa();
   app.proxy = true;
+  // The client address (rate-limit key without auth) is the last X-Forwarded-For hop, the one
+  // the ingress appended, not the first, which the client writes itself.
+  app.maxIpsCount = 1;
   const router = new Router();
 
   const unavailable = (detail: string) =>
@@ -92,6 +106,9 @@ export function createApp(deps: AppDeps): Koa {
       }
       deps.metrics.requests.inc({ outcome: (ctx.body as AcceptedResponse).duplicate ? 'duplicate' : 'accepted' });
     },
+    // Who and how often before reading a byte of the body: refused requests publish nothing.
+    ...(deps.auth ? [requireScope(deps.auth, SCOPES.write)] : []),
+    rateLimit(deps.rateLimiter),
     async (ctx, next) => {
       if (!ctx.request.is('application/json')) {
         throw problemError(415, 'unsupported-media-type', `Content-Type must be application/json, not ${ctx.get('content-type') || 'absent'}`);
@@ -121,7 +138,7 @@ export function createApp(deps: AppDeps): Koa {
       let accepted: AcceptedResponse;
       try {
         // The raw text, not a re-serialisation: the stored payload is the client's own bytes.
-        accepted = await deps.publisher.publish(raw, key);
+        accepted = await deps.publisher.publish(raw, key, requestPrincipal(ctx)?.sub);
       } catch (err) {
         if (classifyPublishError(err) === 'internal') {
           deps.log.error({ err }, 'publish failed');
@@ -139,7 +156,7 @@ export function createApp(deps: AppDeps): Koa {
   );
 
   app.use(problemMiddleware(deps.log));
-  app.use(cors({ origin: corsOrigin(deps.corsOrigins), allowMethods: ['GET', 'POST', 'OPTIONS'], allowHeaders: ['Content-Type', 'Idempotency-Key'], exposeHeaders: ['Location', 'Retry-After'], maxAge: 600 }));
+  app.use(cors({ origin: corsOrigin(deps.corsOrigins), allowMethods: ['GET', 'POST', 'OPTIONS'], allowHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key'], exposeHeaders: CORS_EXPOSED, maxAge: 600 }));
   app.use(opsMiddleware(deps.probes));
   app.use(router.routes());
   app.use(router.allowedMethods());

@@ -1,18 +1,29 @@
 import {
+  authEnv,
+  ConfigError,
+  authSettings,
   corsEnv,
   commonEnv,
+  natsAuthEnv,
   natsEnv,
+  natsTransportSettings,
+  type NatsAuthConfig,
+  type NatsTransportSettings,
   parseEnv,
   serviceBasics,
   type ServiceBasics,
   portEnv,
+  type AuthConfig,
+  type AuthSettings,
   type CommonConfig,
+  type RateLimitSettings,
   type NatsConfig,
   type StreamOptions,
 } from '@falcon/shared';
 
 export interface Config extends ServiceBasics {
   natsUrl: string;
+  natsTransport: NatsTransportSettings;
   /** Largest accepted body in bytes (413 above it). */
   maxBytes: number;
   /** Deepest JSON nesting accepted (400 above). */
@@ -25,6 +36,9 @@ export interface Config extends ServiceBasics {
   /** Origins allowed to POST from a browser ('*' or a comma-separated list). */
   corsOrigins: string;
   stream: StreamOptions;
+  auth: AuthSettings;
+  /** Undefined: no limit. */
+  rateLimit: RateLimitSettings | undefined;
 }
 
 /** The stream's settings; ingest owns the stream, so these live here. */
@@ -39,6 +53,7 @@ const schema = {
   properties: {
     ...commonEnv,
     ...natsEnv,
+    ...natsAuthEnv,
     ...portEnv(8081),
     ...streamEnv,
     INGEST_MAX_BYTES: { type: 'integer', minimum: 16, maximum: 1048576, default: 65536 },
@@ -47,10 +62,15 @@ const schema = {
     INGEST_RETRY_AFTER_SECONDS: { type: 'integer', minimum: 1, maximum: 3600, default: 1 },
     INGEST_SCHEMA_FILE: { type: 'string', minLength: 1 },
     ...corsEnv,
+    ...authEnv,
+    INGEST_RATE_LIMIT: { type: 'integer', minimum: 1, maximum: 1000000 },
+    INGEST_RATE_BURST: { type: 'integer', minimum: 0, maximum: 1000000 },
   },
 } as const;
 
-interface Env extends CommonConfig, NatsConfig {
+interface Env extends CommonConfig, NatsConfig, NatsAuthConfig, AuthConfig {
+  INGEST_RATE_LIMIT?: number;
+  INGEST_RATE_BURST?: number;
   STREAM_MAX_AGE_SECONDS: number;
   STREAM_DUPLICATE_WINDOW_SECONDS: number;
   STREAM_REPLICAS: number;
@@ -64,9 +84,13 @@ interface Env extends CommonConfig, NatsConfig {
 
 export function loadConfig(env: Record<string, string | undefined>): Config {
   const e = parseEnv<Env>(schema, env);
+  if (e.INGEST_RATE_BURST !== undefined && e.INGEST_RATE_LIMIT === undefined) {
+    throw new ConfigError(['INGEST_RATE_BURST: needs INGEST_RATE_LIMIT']);
+  }
   return {
     ...serviceBasics(e),
     natsUrl: e.NATS_URL,
+    natsTransport: natsTransportSettings(e),
     maxBytes: e.INGEST_MAX_BYTES,
     maxDepth: e.INGEST_MAX_DEPTH,
     publishTimeoutMs: e.INGEST_PUBLISH_TIMEOUT_MS,
@@ -80,5 +104,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       maxMessageBytes: e.INGEST_MAX_BYTES + 1024,
       replicas: e.STREAM_REPLICAS,
     },
+    auth: authSettings(e),
+    // The burst is spent at most once per window, on top of the sustained rate; by default a
+    // client may briefly send one extra second's worth.
+    rateLimit: e.INGEST_RATE_LIMIT === undefined ? undefined : { perSecond: e.INGEST_RATE_LIMIT, burst: e.INGEST_RATE_BURST ?? e.INGEST_RATE_LIMIT, burstWindowSeconds: 10 },
   };
 }

@@ -3,6 +3,8 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import {
   closeHttpServer,
   connectNats,
+  createAuthenticator,
+  createRateLimiter,
   Counter,
   createLogger,
   createMetricsRegistry,
@@ -26,7 +28,7 @@ const config = loadConfig(process.env);
 const log = createLogger({ service: 'ingest', version, level: config.logLevel });
 const names = falconNames(config.namespace);
 
-const link = await connectNats({ url: config.natsUrl, name: 'falcon-ingest', log });
+const link = await connectNats({ url: config.natsUrl, name: 'falcon-ingest', log, transport: config.natsTransport });
 const jsm = await jetstreamManager(link.nc);
 const info = await ensureMessagesStream(jsm, names, config.stream);
 log.info({ stream: names.stream, lastSeq: info.state.last_seq }, 'stream ready');
@@ -55,6 +57,8 @@ const app = createApp({
   maxDepth: config.maxDepth,
   retryAfterSeconds: config.retryAfterSeconds,
   corsOrigins: config.corsOrigins,
+  auth: createAuthenticator(config.auth),
+  rateLimiter: config.rateLimit && createRateLimiter(config.rateLimit),
 });
 const server = createHttpServer(app.callback());
 const port = await listen(server, config.port);

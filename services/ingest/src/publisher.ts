@@ -7,7 +7,7 @@ export interface Publisher {
    * Publishes one message and resolves after the stream has stored it. With an idempotency
    * key, a retry inside the dedupe window resolves to the original id and seq.
    */
-  publish(payloadJson: string, idempotencyKey?: string): Promise<AcceptedResponse>;
+  publish(payloadJson: string, idempotencyKey?: string, publisher?: string): Promise<AcceptedResponse>;
 }
 
 export interface PublisherDeps {
@@ -53,10 +53,10 @@ export function dedupeId(id: string, idempotencyKey?: string): string {
 export function createPublisher(deps: PublisherDeps): Publisher {
   const now = deps.now ?? (() => new Date());
   return {
-    async publish(payloadJson, idempotencyKey) {
+    async publish(payloadJson, idempotencyKey, publisher) {
       const id = newMessageId();
       const receivedAt = now().toISOString();
-      const ack = await deps.js.publish(deps.names.subject, encodeEnvelope(id, receivedAt, payloadJson), {
+      const ack = await deps.js.publish(deps.names.subject, encodeEnvelope(id, receivedAt, payloadJson, publisher), {
         msgID: dedupeId(id, idempotencyKey),
         timeout: deps.timeoutMs,
       });

@@ -1,7 +1,11 @@
 import {
   commonEnv,
   databaseEnv,
+  natsAuthEnv,
   natsEnv,
+  natsTransportSettings,
+  type NatsAuthConfig,
+  type NatsTransportSettings,
   parseEnv,
   serviceBasics,
   databaseSettings,
@@ -16,6 +20,7 @@ import {
 
 export interface Config extends ServiceBasics, DatabaseSettings {
   natsUrl: string;
+  natsTransport: NatsTransportSettings;
   /** Messages written per statement. */
   batchSize: number;
   /** Batches written at once. */
@@ -30,6 +35,7 @@ const schema = {
   properties: {
     ...commonEnv,
     ...natsEnv,
+    ...natsAuthEnv,
     ...databaseEnv,
     ...portEnv(8083),
     PERSISTER_BATCH_SIZE: { type: 'integer', minimum: 1, maximum: 10000, default: 1000 },
@@ -40,7 +46,7 @@ const schema = {
   },
 } as const;
 
-interface Env extends CommonConfig, NatsConfig, DatabaseConfig {
+interface Env extends CommonConfig, NatsConfig, NatsAuthConfig, DatabaseConfig {
   PERSISTER_BATCH_SIZE: number;
   PERSISTER_CONCURRENCY: number;
   PERSISTER_MAX_DELIVER: number;
@@ -53,6 +59,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   return {
     ...serviceBasics(e),
     natsUrl: e.NATS_URL,
+    natsTransport: natsTransportSettings(e),
     ...databaseSettings(e),
     batchSize: e.PERSISTER_BATCH_SIZE,
     concurrency: e.PERSISTER_CONCURRENCY,

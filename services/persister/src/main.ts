@@ -35,7 +35,7 @@ const metrics = {
 };
 
 const pool = createPool({ url: config.databaseUrl, max: config.poolMax, applicationName: 'falcon-persister', log });
-const link = await connectNats({ url: config.natsUrl, name: 'falcon-persister', log });
+const link = await connectNats({ url: config.natsUrl, name: 'falcon-persister', log, transport: config.natsTransport });
 let databaseHealthy = true;
 const probes = createProbes(registry, {
   nats: link.isConnected,

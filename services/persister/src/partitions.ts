@@ -1,10 +1,13 @@
 import pg from 'pg';
-import { checkout, type Logger, type Pool } from '@falcon/shared';
+import { checkout, messagesTable, type Logger, type Pool } from '@falcon/shared';
 
 // messages is partitioned by received_at, one partition per UTC day, named messages_pYYYYMMDD,
 // plus messages_default for rows whose day has no partition yet (see the migration).
 const DAY_MS = 86_400_000;
-const PARTITION_NAME = /^messages_p(\d{4})(\d\d)(\d\d)$/;
+const MESSAGES = messagesTable.name;
+const DEFAULT_PARTITION = messagesTable.defaultPartition;
+const RECEIVED_AT = messagesTable.columns.receivedAt;
+const PARTITION_NAME = new RegExp(`^${messagesTable.partitionPrefix}(\\d{4})(\\d\\d)(\\d\\d)$`);
 
 export interface Partition {
   name: string;
@@ -21,7 +24,7 @@ export function dayStart(at: Date): Date {
 export function partitionFor(at: Date): Partition {
   const start = dayStart(at);
   const iso = start.toISOString();
-  return { name: `messages_p${iso.slice(0, 10).replaceAll('-', '')}`, from: iso, to: new Date(start.getTime() + DAY_MS).toISOString() };
+  return { name: `${messagesTable.partitionPrefix}${iso.slice(0, 10).replaceAll('-', '')}`, from: iso, to: new Date(start.getTime() + DAY_MS).toISOString() };
 }
 
 /** The day partition a name stands for, or undefined for any other table. */
@@ -61,7 +64,7 @@ async function withLockRetries<T>(pool: Pool, options: PartitionOptions, work: (
       await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.trunc(options.lockTimeoutMs ?? 2_000))}`);
       // One partition change at a time across persister replicas and the retention job, so two
       // of them never race to create the same day.
-      await client.query(`SELECT pg_advisory_xact_lock(hashtext('falcon.messages.partitions'))`);
+      await client.query(`SELECT pg_advisory_xact_lock(hashtext('falcon.${MESSAGES}.partitions'))`);
       const result = await work(client);
       await client.query('COMMIT');
       client.release();
@@ -82,7 +85,7 @@ export async function listPartitions(pool: Pool): Promise<string[]> {
   const result = await pool.query<{ name: string }>(
     `SELECT c.relname AS name FROM pg_inherits i
        JOIN pg_class c ON c.oid = i.inhrelid
-      WHERE i.inhparent = 'messages'::regclass ORDER BY c.relname`,
+      WHERE i.inhparent = '${MESSAGES}'::regclass ORDER BY c.relname`,
   );
   return result.rows.map((r) => r.name);
 }
@@ -100,14 +103,14 @@ export async function createPartition(pool: Pool, p: Partition, options: Partiti
     const table = pg.escapeIdentifier(p.name);
     const from = pg.escapeLiteral(p.from);
     const to = pg.escapeLiteral(p.to);
-    await client.query(`CREATE TABLE ${table} (LIKE messages INCLUDING DEFAULTS)`);
+    await client.query(`CREATE TABLE ${table} (LIKE ${MESSAGES} INCLUDING DEFAULTS)`);
     // The CHECK lets ATTACH skip its validation scan of the new table.
-    await client.query(`ALTER TABLE ${table} ADD CONSTRAINT ${pg.escapeIdentifier(`${p.name}_range`)} CHECK (received_at >= ${from} AND received_at < ${to})`);
+    await client.query(`ALTER TABLE ${table} ADD CONSTRAINT ${pg.escapeIdentifier(`${p.name}_range`)} CHECK (${RECEIVED_AT} >= ${from} AND ${RECEIVED_AT} < ${to})`);
     const moved = await client.query(
-      `WITH moved AS (DELETE FROM messages_default WHERE received_at >= ${from} AND received_at < ${to} RETURNING *)
+      `WITH moved AS (DELETE FROM ${DEFAULT_PARTITION} WHERE ${RECEIVED_AT} >= ${from} AND ${RECEIVED_AT} < ${to} RETURNING *)
        INSERT INTO ${table} SELECT * FROM moved`,
     );
-    await client.query(`ALTER TABLE messages ATTACH PARTITION ${table} FOR VALUES FROM (${from}) TO (${to})`);
+    await client.query(`ALTER TABLE ${MESSAGES} ATTACH PARTITION ${table} FOR VALUES FROM (${from}) TO (${to})`);
     await client.query(`ALTER TABLE ${table} DROP CONSTRAINT ${pg.escapeIdentifier(`${p.name}_range`)}`);
     options.log.info({ partition: p.name, movedFromDefault: moved.rowCount ?? 0 }, 'partition created');
     return true;
@@ -119,7 +122,7 @@ export async function createPartition(pool: Pool, p: Partition, options: Partiti
  * messages_default, so the default stays empty and every row can later be dropped with its day.
  */
 export async function ensurePartitions(pool: Pool, now: Date, options: PartitionOptions): Promise<string[]> {
-  const waiting = await pool.query<{ day: Date }>(`SELECT DISTINCT date_trunc('day', received_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS day FROM messages_default`);
+  const waiting = await pool.query<{ day: Date }>(`SELECT DISTINCT date_trunc('day', ${RECEIVED_AT} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS day FROM ${DEFAULT_PARTITION}`);
   const days = [now, new Date(now.getTime() + DAY_MS), ...waiting.rows.map((r) => r.day)];
   const created: string[] = [];
   for (const day of days) {

@@ -7,6 +7,8 @@ export interface MessageRow {
   seq: number;
   id: string;
   receivedAt: string;
+  /** The token sub it was posted with; absent without authentication. */
+  publisher?: string;
   payloadJson: string;
 }
 
@@ -35,9 +37,9 @@ const INSERT_DEAD_LETTER = `
 // is Postgres' fastest way in (no array literals to build and parse), and the INSERT keeps a
 // redelivered seq a no-op. The staging table empties itself at COMMIT.
 const M = messagesTable.columns;
-const COLUMNS = `${M.seq}, ${M.id}, ${M.receivedAt}, ${M.payload}`;
+const COLUMNS = `${M.seq}, ${M.id}, ${M.receivedAt}, ${M.payload}, ${M.publisher}`;
 const STAGING = `CREATE TEMP TABLE IF NOT EXISTS falcon_staging
-  (${M.seq} bigint, ${M.id} uuid, ${M.receivedAt} timestamptz, ${M.payload} json) ON COMMIT DELETE ROWS`;
+  (${M.seq} bigint, ${M.id} uuid, ${M.receivedAt} timestamptz, ${M.payload} json, ${M.publisher} text) ON COMMIT DELETE ROWS`;
 const COPY_IN = `COPY falcon_staging (${COLUMNS}) FROM STDIN`;
 const MERGE = `INSERT INTO ${messagesTable.name} (${COLUMNS})
   SELECT ${COLUMNS} FROM falcon_staging ON CONFLICT DO NOTHING`;
@@ -47,10 +49,15 @@ const MERGE = `INSERT INTO ${messagesTable.name} (${COLUMNS})
 const COPY_SPECIAL = /[\\\n\r\t]/g;
 const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 
-export function copyLine(row: MessageRow): string {
-  const payload = COPY_SPECIAL.test(row.payloadJson) ? row.payloadJson.replace(COPY_SPECIAL, (c) => COPY_ESCAPES[c]!) : row.payloadJson;
+function copyText(text: string): string {
+  const escaped = COPY_SPECIAL.test(text) ? text.replace(COPY_SPECIAL, (c) => COPY_ESCAPES[c]!) : text;
   COPY_SPECIAL.lastIndex = 0;
-  return `${row.seq}\t${row.id}\t${row.receivedAt}\t${payload}\n`;
+  return escaped;
+}
+
+/** One row in COPY's text format; `\N` is its NULL (no publisher). */
+export function copyLine(row: MessageRow): string {
+  return `${row.seq}\t${row.id}\t${row.receivedAt}\t${copyText(row.payloadJson)}\t${row.publisher === undefined ? '\\N' : copyText(row.publisher)}\n`;
 }
 
 const prepared = new WeakSet<PoolClient>();

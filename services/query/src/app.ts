@@ -4,12 +4,16 @@ import cors from '@koa/cors';
 import { Router } from '@koa/router';
 import Koa, { type Context } from 'koa';
 import {
+  CORS_EXPOSED,
   corsOrigin,
   isTransientDbError,
   isUuid,
   opsMiddleware,
   problemError,
   problemMiddleware,
+  requireScope,
+  SCOPES,
+  type Authenticator,
   type Logger,
   type Probes,
 } from '@falcon/shared';
@@ -27,8 +31,10 @@ export interface AppDeps {
   openApi: Record<string, unknown>;
   defaultLimit: number;
   exports: ExportLimits;
-  /** CORS_ALLOW_ORIGINS, for the live page on the realtime origin. */
-  corsOrigins: string;
+  /** Bearer tokens with messages:read on every /api route; absent or disabled: open. */
+  auth?: Authenticator;
+  /** CORS_ALLOW_ORIGINS, for the live page on the realtime origin; absent: none. */
+  corsOrigins?: string;
 }
 
 export interface PageQuery {
@@ -211,8 +217,16 @@ export function createApp(deps: AppDeps): Koa {
 
   app.use(requestMetrics(deps.metrics));
   app.use(problemMiddleware(deps.log));
-  app.use(cors({ origin: corsOrigin(deps.corsOrigins), allowMethods: ['GET', 'OPTIONS'], exposeHeaders: ['Link', 'Retry-After'], maxAge: 600 }));
+  if (deps.corsOrigins) {
+    app.use(cors({ origin: corsOrigin(deps.corsOrigins), allowMethods: ['GET', 'HEAD', 'OPTIONS'], allowHeaders: ['Authorization', 'Accept'], exposeHeaders: CORS_EXPOSED, maxAge: 600 }));
+  }
   app.use(opsMiddleware(deps.probes));
+  // Every /api path, known or not, needs the token: an unauthenticated caller learns nothing
+  // about routes. The probes above and /openapi.json stay open.
+  if (deps.auth) {
+    const guard = requireScope(deps.auth, SCOPES.read);
+    app.use((ctx, next) => (ctx.path.startsWith('/api/') ? guard(ctx, next) : next()));
+  }
   app.use(router.routes());
   app.use(router.allowedMethods());
   return app;

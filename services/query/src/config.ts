@@ -1,10 +1,11 @@
-import { commonEnv, ConfigError, corsEnv, databaseEnv, parseEnv, serviceBasics, databaseSettings, type DatabaseSettings, type ServiceBasics, portEnv, type CommonConfig, type DatabaseConfig } from '@falcon/shared';
+import { authEnv, authSettings, type AuthConfig, type AuthSettings, commonEnv, ConfigError, corsEnv, databaseEnv, parseEnv, serviceBasics, databaseSettings, type DatabaseSettings, type ServiceBasics, portEnv, type CommonConfig, type DatabaseConfig } from '@falcon/shared';
 import { DEFAULT_EXPORT_LIMITS, type ExportLimits } from './exports.js';
 
 export interface Config extends ServiceBasics, DatabaseSettings {
   /** Page size when ?after is given without ?limit. */
   defaultLimit: number;
   exports: ExportLimits;
+  auth: AuthSettings;
   /** CORS_ALLOW_ORIGINS: the live page reads its first messages from query. */
   corsOrigins: string;
 }
@@ -20,10 +21,11 @@ const schema = {
     QUERY_EXPORT_CONCURRENCY: { type: 'integer', minimum: 1, maximum: 99, default: DEFAULT_EXPORT_LIMITS.maxConcurrent },
     QUERY_EXPORT_STATEMENT_TIMEOUT_MS: { type: 'integer', minimum: 1000, maximum: 86_400_000, default: DEFAULT_EXPORT_LIMITS.statementTimeoutMs },
     QUERY_EXPORT_STALL_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 3_600_000, default: DEFAULT_EXPORT_LIMITS.stallTimeoutMs },
+    ...authEnv,
   },
 } as const;
 
-interface Env extends CommonConfig, DatabaseConfig {
+interface Env extends CommonConfig, DatabaseConfig, AuthConfig {
   QUERY_DEFAULT_LIMIT: number;
   CORS_ALLOW_ORIGINS: string;
   QUERY_EXPORT_CONCURRENCY: number;
@@ -41,12 +43,13 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     ...serviceBasics(e),
     ...databaseSettings(e),
     defaultLimit: e.QUERY_DEFAULT_LIMIT,
-    corsOrigins: e.CORS_ALLOW_ORIGINS,
     exports: {
       maxConcurrent: e.QUERY_EXPORT_CONCURRENCY,
       statementTimeoutMs: e.QUERY_EXPORT_STATEMENT_TIMEOUT_MS,
       stallTimeoutMs: e.QUERY_EXPORT_STALL_TIMEOUT_MS,
       retryAfterSeconds: DEFAULT_EXPORT_LIMITS.retryAfterSeconds,
     },
+    auth: authSettings(e),
+    corsOrigins: e.CORS_ALLOW_ORIGINS,
   };
 }

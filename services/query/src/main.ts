@@ -1,5 +1,6 @@
 import {
   closeHttpServer,
+  createAuthenticator,
   createLogger,
   createMetricsRegistry,
   createPool,
@@ -32,6 +33,7 @@ const app = createApp({
   openApi: openApiDocument(version),
   defaultLimit: config.defaultLimit,
   exports: config.exports,
+  auth: createAuthenticator(config.auth),
   corsOrigins: config.corsOrigins,
 });
 // No request timeout: a full export streams for as long as the table needs, bounded instead by

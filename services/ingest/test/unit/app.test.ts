@@ -7,22 +7,25 @@ import { jserrors } from '@nats-io/jetstream/internal';
 import { errors } from '@nats-io/transport-node';
 import { expect } from 'chai';
 import { pino } from 'pino';
-import { Counter, createMetricsRegistry, createProbes, createSilentLogger, Histogram, type AcceptedResponse } from '@falcon/shared';
+import { Counter, createAuthenticator, createMetricsRegistry, createProbes, createRateLimiter, createSilentLogger, Histogram, type AcceptedResponse } from '@falcon/shared';
 import { createApp, jsonDepth, readIdempotencyKey, type AppDeps } from '../../src/app.js';
+import { loadConfig } from '../../src/config.js';
 import { compilePayloadSchema } from '../../src/payload-schema.js';
 import { classifyPublishError, dedupeId, type Publisher } from '../../src/publisher.js';
+import { mintToken, TEST_SECRET } from '../../../../test-support/tokens.js';
 
 interface Published {
   payloadJson: string;
   key: string | undefined;
+  publisher?: string;
 }
 
 /** Publishes into `published`, or fails every publish with `failure`. */
 function fakePublisher(published: Published[], failure?: Error): Publisher {
   return {
-    async publish(payloadJson, key) {
+    async publish(payloadJson, key, publisher) {
       if (failure) throw failure;
-      published.push({ payloadJson, key });
+      published.push({ payloadJson, key, ...(publisher === undefined ? {} : { publisher }) });
       const answer: AcceptedResponse = { id: '0193f3c6-5a7e-7cc2-9a4b-2f3d1c0e9b11', seq: published.length, receivedAt: '2026-11-27T10:15:30.123Z', duplicate: false };
       return answer;
     },
@@ -186,6 +189,53 @@ describe('ingest POST /api/messages (fake stream)', () => {
   });
 });
 
+describe('ingest with auth and a rate limit', () => {
+  let published: Published[];
+  let url: string;
+  let server: Server;
+  const auth = createAuthenticator({ jwtSecret: TEST_SECRET, jwksUrl: undefined, issuer: undefined, audience: undefined, clockToleranceSeconds: 5 });
+
+  beforeEach(async () => {
+    published = [];
+    ({ url, server } = await serve({ publisher: fakePublisher(published), auth, rateLimiter: createRateLimiter({ perSecond: 1, burst: 1, burstWindowSeconds: 10 }) }));
+  });
+  afterEach(() => server.close());
+
+  it('answers 401 without a token and 403 without messages:write, publishing nothing', async () => {
+    const none = await post(url, '{"a":1}');
+    expect(none.status).to.equal(401);
+    expect(none.headers.get('www-authenticate')).to.equal('Bearer realm="falcon"');
+    const reader = await post(url, '{"a":1}', { 'content-type': 'application/json', authorization: `Bearer ${await mintToken({ scope: 'messages:read' })}` });
+    expect(reader.status).to.equal(403);
+    expect(published).to.deep.equal([]);
+  });
+
+  it("publishes with the token's sub as publisher", async () => {
+    const res = await post(url, '{"a":1}', { 'content-type': 'application/json', authorization: `Bearer ${await mintToken({ sub: 'svc-7' })}` });
+    expect(res.status).to.equal(202);
+    expect(res.headers.get('ratelimit')).to.match(/^"ingest";r=0;t=1$/);
+    expect(published).to.deep.equal([{ payloadJson: '{"a":1}', key: undefined, publisher: 'svc-7' }]);
+  });
+
+  it('answers 429 past the rate and burst, before reading the body, and publishes nothing more', async () => {
+    const headers = { 'content-type': 'application/json', authorization: `Bearer ${await mintToken({ sub: 'svc-8' })}` };
+    const statuses = [];
+    for (let i = 0; i < 3; i++) statuses.push((await post(url, '{"a":1}', headers)).status);
+    const refused = await post(url, 'not even json', headers);
+    expect([...statuses, refused.status]).to.deep.equal([202, 202, 429, 429]);
+    expect(refused.headers.get('retry-after')).to.match(/^[1-9]\d*$/);
+    expect(published).to.have.length(2);
+  });
+
+  it('lets a browser send Authorization cross-origin and read the auth and limit headers', async () => {
+    const res = await fetch(`${url}/api/messages`, { method: 'OPTIONS', headers: { origin: 'http://page.test', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type' } });
+    expect(res.headers.get('access-control-allow-headers')).to.match(/Authorization/);
+    expect(res.headers.get('access-control-allow-credentials')).to.equal(null);
+    const post401 = await fetch(`${url}/api/messages`, { method: 'POST', headers: { origin: 'http://page.test', 'content-type': 'application/json' }, body: '{}' });
+    expect(post401.headers.get('access-control-expose-headers')).to.match(/WWW-Authenticate/);
+  });
+});
+
 describe('ingest metrics', () => {
   it('counts every answer once, by outcome', async () => {
     const registry = createMetricsRegistry('ingest', 'test');
@@ -301,5 +351,20 @@ describe('readIdempotencyKey and dedupeId', () => {
   it('keeps keys and generated ids in separate dedupe namespaces', () => {
     expect(dedupeId('id-1')).to.equal('id:id-1');
     expect(dedupeId('id-1', 'id-1')).to.equal('key:id-1');
+  });
+});
+
+describe('ingest configuration of auth and the rate limit', () => {
+  it('reads the auth variables, the limit and a burst defaulting to the limit', () => {
+    const config = loadConfig({ AUTH_JWT_SECRET: TEST_SECRET, AUTH_AUDIENCE: 'falcon', INGEST_RATE_LIMIT: '50' });
+    expect(config.auth).to.include({ jwtSecret: TEST_SECRET, audience: 'falcon', clockToleranceSeconds: 5 });
+    expect(config.rateLimit).to.deep.equal({ perSecond: 50, burst: 50, burstWindowSeconds: 10 });
+    expect(loadConfig({}).rateLimit).to.equal(undefined);
+  });
+
+  it('refuses a short secret, a burst without a limit, and contradictory NATS logins', () => {
+    expect(() => loadConfig({ AUTH_JWT_SECRET: 'short' })).to.throw(/AUTH_JWT_SECRET/);
+    expect(() => loadConfig({ INGEST_RATE_BURST: '5' })).to.throw(/INGEST_RATE_BURST: needs INGEST_RATE_LIMIT/);
+    expect(() => loadConfig({ NATS_TOKEN: 't', NATS_USER: 'u', NATS_PASSWORD: 'p' })).to.throw(/only one way to log in/);
   });
 });

@@ -91,6 +91,18 @@ describe('persister against JetStream and Postgres', function () {
     expect(rows.rows[10].payload).to.equal('{"i":10}');
   });
 
+  it('stores the publisher a message carries, and NULL for one without', async () => {
+    const ack = await js.publish(nats.names.subject, encodeEnvelope(newMessageId(), new Date().toISOString(), '{"by":1}', 'svc\\"writer"'));
+    await publish(1);
+    await start();
+    await waitFor('2 rows', async () => (await rowCount()) === 2);
+    const rows = await db.pool.query('SELECT seq, publisher FROM messages ORDER BY seq');
+    expect(rows.rows).to.deep.equal([
+      { seq: ack.seq, publisher: 'svc\\"writer"' },
+      { seq: ack.seq + 1, publisher: null },
+    ]);
+  });
+
   it('lets two replicas share the durable consumer and still store each message once', async () => {
     let first = 0;
     let second = 0;

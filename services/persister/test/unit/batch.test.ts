@@ -201,7 +201,12 @@ describe('FailureCounts', () => {
 describe('copyLine', () => {
   it('escapes what COPY text format treats specially and nothing else', () => {
     const row = { seq: 7, id: '0193f3c6-5a7e-7cc2-9a4b-000000000007', receivedAt: '2026-11-27T10:15:30.123Z', payloadJson: '{"a":"x\\\\y\\"z",\n\t"b":"\\u0000"}\r' };
-    expect(copyLine(row)).to.equal('7\t0193f3c6-5a7e-7cc2-9a4b-000000000007\t2026-11-27T10:15:30.123Z\t{"a":"x\\\\\\\\y\\\\"z",\\n\\t"b":"\\\\u0000"}\\r\n');
-    expect(copyLine({ ...row, payloadJson: '{"plain":1}' })).to.equal('7\t0193f3c6-5a7e-7cc2-9a4b-000000000007\t2026-11-27T10:15:30.123Z\t{"plain":1}\n');
+    expect(copyLine(row)).to.equal('7\t0193f3c6-5a7e-7cc2-9a4b-000000000007\t2026-11-27T10:15:30.123Z\t{"a":"x\\\\\\\\y\\\\"z",\\n\\t"b":"\\\\u0000"}\\r\t\\N\n');
+    expect(copyLine({ ...row, payloadJson: '{"plain":1}' })).to.equal('7\t0193f3c6-5a7e-7cc2-9a4b-000000000007\t2026-11-27T10:15:30.123Z\t{"plain":1}\t\\N\n');
+  });
+
+  it('writes the publisher as text, escaped the same way, and NULL as \\N when absent', () => {
+    const row = { seq: 8, id: '0193f3c6-5a7e-7cc2-9a4b-000000000008', receivedAt: '2026-11-27T10:15:30.123Z', payloadJson: '{}', publisher: 'svc\\a\tb' };
+    expect(copyLine(row)).to.equal('8\t0193f3c6-5a7e-7cc2-9a4b-000000000008\t2026-11-27T10:15:30.123Z\t{}\tsvc\\\\a\\tb\n');
   });
 });

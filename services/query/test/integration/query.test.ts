@@ -129,6 +129,24 @@ describe('query against Postgres', function () {
     expect(entry).to.include({ seq: 99999, deliveries: 3, reason: 'undecodable', envelope: 'garbage' });
   });
 
+  it('returns publisher only for messages that have one, in lists, pages and by id', async () => {
+    const withId = newMessageId();
+    const withoutId = newMessageId();
+    await db.pool.query(
+      `INSERT INTO messages (seq, id, received_at, payload, publisher) VALUES (900001, $1, now(), '{"a":1}', 'svc "a"'), (900002, $2, now(), '{"a":2}', NULL)`,
+      [withId, withoutId],
+    );
+    const one = (await (await fetch(`${url}/api/messages/${withId}`)).json()) as Record<string, unknown>;
+    expect(one['publisher']).to.equal('svc "a"');
+    expect(Object.keys(one)).to.deep.equal(['id', 'seq', 'receivedAt', 'persistedAt', 'publisher', 'payload']);
+    const other = (await (await fetch(`${url}/api/messages/${withoutId}`)).json()) as Record<string, unknown>;
+    expect(other).to.not.have.property('publisher');
+    const page = (await (await fetch(`${url}/api/messages?after=900000&limit=10`)).json()) as Record<string, unknown>[];
+    expect(page.map((m) => m['publisher'])).to.deep.equal(['svc "a"', undefined]);
+    const all = (await (await fetch(`${url}/api/messages`)).json()) as Record<string, unknown>[];
+    expect(all.find((m) => m['id'] === withId)?.['publisher']).to.equal('svc "a"');
+  });
+
   describe('while full exports run', () => {
     /** Opens a full export and never reads it: the socket is paused, so its buffers fill. */
     async function stalledExport(): Promise<Socket> {

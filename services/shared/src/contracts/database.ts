@@ -5,6 +5,10 @@
  */
 export const messagesTable = {
   name: 'messages',
+  /** Partitioned by received_at, one partition per UTC day: this prefix + YYYYMMDD. */
+  partitionPrefix: 'messages_p',
+  /** The partition for rows whose day has no partition yet. */
+  defaultPartition: 'messages_default',
   columns: {
     /** JetStream's stream sequence; primary key, so a redelivery is a no-op. */
     seq: 'seq',
@@ -13,6 +17,8 @@ export const messagesTable = {
     persistedAt: 'persisted_at',
     /** json, not jsonb: the client's bytes as sent. */
     payload: 'payload',
+    /** The token sub it was posted with; NULL without authentication. */
+    publisher: 'publisher',
   },
 } as const;
 
@@ -42,7 +48,8 @@ const m = messagesTable.columns;
 export const MESSAGE_JSON_SQL = `'{"id":"' || ${m.id} || '","seq":' || ${m.seq}
   || ',"receivedAt":"' || ${utc(m.receivedAt)}
   || '","persistedAt":"' || ${utc(m.persistedAt)}
-  || '","payload":' || ${m.payload}::text || '}'`;
+  || '",' || COALESCE('"publisher":' || to_json(${m.publisher})::text || ',', '')
+  || '"payload":' || ${m.payload}::text || '}'`;
 
 const d = deadLettersTable.columns;
 /** One dead_letters row as JSON text (GET /api/dead-letters). */

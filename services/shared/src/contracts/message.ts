@@ -6,6 +6,8 @@
 export interface Envelope {
   id: string;
   receivedAt: string;
+  /** The `sub` of the token the message was posted with; absent without authentication. */
+  publisher?: string;
   payload: Record<string, unknown>;
 }
 
@@ -38,11 +40,12 @@ export interface AcceptedResponse {
  * Builds the envelope text. `payloadJson` is the client's JSON object text exactly as received
  * (already validated), so the stored and pushed payload is the client's own bytes.
  */
-export function encodeEnvelope(id: string, receivedAt: string, payloadJson: string): string {
-  return `{"id":"${id}","receivedAt":"${receivedAt}","payload":${payloadJson}}`;
+export function encodeEnvelope(id: string, receivedAt: string, payloadJson: string, publisher?: string): string {
+  const by = publisher === undefined ? '' : `"publisher":${JSON.stringify(publisher)},`;
+  return `{"id":"${id}","receivedAt":"${receivedAt}",${by}"payload":${payloadJson}}`;
 }
 
-/** Envelope text + seq -> the WebSocket `message` frame, without a parse. */
+/** Envelope text + seq -> the WebSocket `message` frame (publisher included), without a parse. */
 export function messageFrame(seq: number, envelopeJson: string): string {
   return `{"type":"message","seq":${seq},${envelopeJson.slice(1)}`;
 }
@@ -63,11 +66,14 @@ export function decodeEnvelope(envelopeJson: string): Envelope {
 export interface EnvelopeParts {
   id: string;
   receivedAt: string;
+  publisher?: string;
   /** The payload's JSON text, exactly as ingest stored it. */
   payloadJson: string;
 }
 
-const ENVELOPE_HEAD = /^\{"id":"([0-9a-f-]{36})","receivedAt":"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)","payload":/;
+// The publisher, when present, is a JSON string (RFC 8259 section 7) between the head and the payload.
+const ENVELOPE_HEAD =
+  /^\{"id":"([0-9a-f-]{36})","receivedAt":"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)",(?:"publisher":("(?:[^"\\\x00-\x1f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"),)?"payload":/;
 
 /** Whether text has the shape encodeEnvelope produces (head checked, payload not parsed). */
 export function isEnvelope(text: string): boolean {
@@ -81,5 +87,7 @@ export function isEnvelope(text: string): boolean {
 export function splitEnvelope(envelopeJson: string): EnvelopeParts {
   const head = ENVELOPE_HEAD.exec(envelopeJson);
   if (!head || !envelopeJson.endsWith('}')) throw new Error('not a Falcon envelope');
-  return { id: head[1]!, receivedAt: head[2]!, payloadJson: envelopeJson.slice(head[0].length, -1) };
+  const parts: EnvelopeParts = { id: head[1]!, receivedAt: head[2]!, payloadJson: envelopeJson.slice(head[0].length, -1) };
+  if (head[3] !== undefined) parts.publisher = JSON.parse(head[3]) as string;
+  return parts;
 }

@@ -56,13 +56,3 @@ export function opsMiddleware(probes: Probes): Middleware {
     await next();
   };
 }
-
-/**
- * The Access-Control-Allow-Origin answer for CORS_ALLOW_ORIGINS: `*` as is, otherwise the
- * request's Origin when it is one of the comma-separated origins, else none.
- */
-export function corsOrigin(allowed: string): string | ((ctx: Context) => string) {
-  if (allowed.trim() === '*') return '*';
-  const origins = new Set(allowed.split(',').map((o) => o.trim()));
-  return (ctx) => (origins.has(ctx.get('origin')) ? ctx.get('origin') : '');
-}

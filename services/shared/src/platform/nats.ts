@@ -1,6 +1,7 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { natsServers } from './config.js';
+import { natsConnectionOptions, type NatsTransportSettings } from './nats-auth.js';
 
 export type { NatsConnection };
 
@@ -8,6 +9,8 @@ export interface NatsOptions {
   url: string;
   name: string;
   log: Logger;
+  /** Credentials and TLS (NATS_USER, NATS_TOKEN, NATS_CREDS_FILE, NATS_TLS_*, ...). */
+  transport?: NatsTransportSettings;
 }
 
 export interface NatsLink {
@@ -29,6 +32,7 @@ export async function connectNats(options: NatsOptions): Promise<NatsLink> {
     waitOnFirstConnect: true,
     pingInterval: 5_000,
     maxPingOut: 2,
+    ...natsConnectionOptions(options.transport),
   });
   let connected = true;
   void (async () => {

@@ -20,11 +20,14 @@ export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 
 const TITLES: Record<number, string> = {
   400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
   404: 'Not Found',
   405: 'Method Not Allowed',
   408: 'Request Timeout',
   413: 'Content Too Large',
   415: 'Unsupported Media Type',
+  429: 'Too Many Requests',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
 };
@@ -42,6 +45,9 @@ export type ProblemKind =
   | 'not-found'
   | 'method-not-allowed'
   | 'request-timeout'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'rate-limited'
   | 'unavailable'
   | 'internal';
 

@@ -44,6 +44,15 @@ describe('message envelope', () => {
     expect(Object.keys(frame)).to.deep.equal(['type', 'seq', 'id', 'receivedAt', 'payload']);
   });
 
+  it('carries the publisher through split, decode and the frame, escaped as JSON', () => {
+    for (const publisher of ['svc-a', 'a "quoted" \\ name\n', 'ünï\u2028', '\ud800']) {
+      const envelope = encodeEnvelope(id, receivedAt, payload, publisher);
+      expect(splitEnvelope(envelope), publisher).to.deep.equal({ id, receivedAt, publisher, payloadJson: payload });
+      expect(decodeEnvelope(envelope).publisher).to.equal(publisher);
+      expect(JSON.parse(messageFrame(7, envelope))).to.deep.equal({ type: 'message', seq: 7, id, receivedAt, publisher, payload: JSON.parse(payload) });
+    }
+  });
+
   it('builds the welcome frame', () => {
     expect(JSON.parse(welcomeFrame(12, true))).to.deep.equal({ type: 'welcome', lastSeq: 12, recovered: true });
   });

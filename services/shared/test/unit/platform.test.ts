@@ -1,11 +1,14 @@
+import { Writable } from 'node:stream';
 import { expect } from 'chai';
 import {
   ConfigError,
+  createLogger,
   createMetricsRegistry,
   createProbes,
   isDatabaseUnavailable,
   isTransientDbError,
   isUuid,
+  maskUrl,
   natsServers,
   newMessageId,
   parseEnv,
@@ -123,5 +126,29 @@ describe('probes', () => {
     expect(metrics?.contentType).to.match(/^text\/plain/);
     expect(metrics?.body).to.match(/process_cpu_user_seconds_total\{service="test"/);
     expect(await probes.handle('/other')).to.equal(undefined);
+  });
+});
+
+describe('secrets in logs', () => {
+  it('redacts authorization headers, passwords and tokens wherever they appear', () => {
+    const lines: string[] = [];
+    const destination = new Writable({
+      write(chunk, _encoding, done) {
+        lines.push(String(chunk));
+        done();
+      },
+    });
+    const log = createLogger({ service: 't', version: '0', level: 'info', destination });
+    log.info({ req: { headers: { authorization: 'Bearer eyJ.secret.sig', cookie: 'c=1' } }, password: 'pw-1', nats: { token: 'tok-2', pass: 'pw-3' }, authorization: 'Bearer x' }, 'request');
+    const text = lines.join('');
+    for (const secret of ['eyJ.secret.sig', 'c=1', 'pw-1', 'tok-2', 'pw-3', 'Bearer x']) expect(text).to.not.contain(secret);
+    expect(text).to.contain('[redacted]');
+  });
+
+  it('masks the password in connection URLs and keeps where they point', () => {
+    expect(maskUrl('postgres://falcon:s3cret@db.example:5432/falcon?sslmode=verify-full')).to.equal('postgres://falcon:***@db.example:5432/falcon?sslmode=verify-full');
+    expect(maskUrl('nats://u:p4ss@n1:4222, nats://n2:4222')).to.equal('nats://u:***@n1:4222,nats://n2:4222');
+    expect(maskUrl('postgres://h/db?password=x')).to.equal('postgres://h/db?password=***');
+    expect(maskUrl('not a url with s3cret')).to.equal('[unparsable url]');
   });
 });

@@ -1,4 +1,5 @@
 import {
+  DEFAULT_PORTS,
   commonEnv,
   natsEnv,
   parseEnv,
@@ -38,7 +39,7 @@ const schema = {
   properties: {
     ...commonEnv,
     ...natsEnv,
-    ...portEnv(8081),
+    ...portEnv(DEFAULT_PORTS.ingest),
     ...streamEnv,
     INGEST_MAX_BYTES: { type: 'integer', minimum: 16, maximum: 1048576, default: 65536 },
     INGEST_MAX_DEPTH: { type: 'integer', minimum: 1, maximum: 10000, default: 256 },

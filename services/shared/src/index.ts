@@ -1,4 +1,5 @@
 export * from './contracts/names.js';
+export * from './contracts/ports.js';
 export * from './contracts/message.js';
 export * from './contracts/stream.js';
 export * from './contracts/schemas.js';
@@ -13,3 +14,6 @@ export * from './platform/koa.js';
 export * from './platform/shutdown.js';
 export * from './platform/uuid.js';
 export * from './platform/runtime.js';
+export * from './platform/retry.js';
+export * from './platform/lifecycle.js';
+export * from './platform/service.js';

@@ -1,6 +1,7 @@
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { natsServers } from './config.js';
+import { retry } from './retry.js';
 
 export type { NatsConnection };
 
@@ -8,6 +9,10 @@ export interface NatsOptions {
   url: string;
   name: string;
   log: Logger;
+  /** Aborting it ends the connection attempts (a stop during start-up). */
+  signal?: AbortSignal;
+  /** More client options (credentials, TLS), passed through. */
+  connectOptions?: Partial<ConnectionOptions>;
 }
 
 export interface NatsLink {
@@ -17,19 +22,42 @@ export interface NatsLink {
 }
 
 /**
- * Connects and keeps reconnecting forever: a service outlives any NATS outage and reports it
- * through /readyz instead of exiting. Status changes are logged once each.
+ * Connects, retrying with a logged line per failed attempt (the client's own
+ * waitOnFirstConnect retries silently, which left a pod killed by its startup probe with an
+ * empty log), then keeps reconnecting forever: a service outlives any NATS outage and reports
+ * it through /readyz instead of exiting. Status changes are logged once each.
  */
 export async function connectNats(options: NatsOptions): Promise<NatsLink> {
-  const nc = await connect({
-    servers: natsServers(options.url),
-    name: options.name,
-    maxReconnectAttempts: -1,
-    reconnectTimeWait: 500,
-    waitOnFirstConnect: true,
-    pingInterval: 5_000,
-    maxPingOut: 2,
-  });
+  const servers = natsServers(options.url);
+  options.log.info({ servers }, 'connecting to nats');
+  const nc = await retry(
+    async () => {
+      const attempt = connect({
+        servers,
+        name: options.name,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 500,
+        timeout: 5_000,
+        pingInterval: 5_000,
+        maxPingOut: 2,
+        ...options.connectOptions,
+      });
+      // A stop during an attempt abandons it; a connection that still opens is closed.
+      const onAbort = () => void attempt.then((late) => late.close()).catch(() => undefined);
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      attempt.then(
+        () => options.signal?.removeEventListener('abort', onAbort),
+        () => options.signal?.removeEventListener('abort', onAbort),
+      );
+      return attempt;
+    },
+    {
+      initialMs: 250,
+      maxMs: 5_000,
+      signal: options.signal,
+      onFailure: (err, attempt, retryInMs) => options.log.warn({ err, servers, attempt, retryInMs }, 'nats connection failed'),
+    },
+  );
   let connected = true;
   void (async () => {
     for await (const status of nc.status()) {

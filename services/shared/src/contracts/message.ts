@@ -69,17 +69,39 @@ export interface EnvelopeParts {
 
 const ENVELOPE_HEAD = /^\{"id":"([0-9a-f-]{36})","receivedAt":"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)","payload":/;
 
-/** Whether text has the shape encodeEnvelope produces (head checked, payload not parsed). */
+/**
+ * Whether a stream message is one the pipeline carries: the persister stores exactly these and
+ * the gateway pushes exactly these (a foreign publisher's message that is not is dead-lettered
+ * by one and skipped by the other).
+ */
 export function isEnvelope(text: string): boolean {
-  return ENVELOPE_HEAD.test(text) && text.endsWith('}');
+  try {
+    splitEnvelope(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function isJsonObjectText(text: string): boolean {
+  if (!text.startsWith('{')) return false;
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === 'object' && value !== null && !Array.isArray(value);
+  } catch {
+    return false;
+  }
 }
 
 /**
- * The inverse of encodeEnvelope without parsing the payload: the persister stores the text as
- * it is and lets Postgres validate it. Throws on anything encodeEnvelope did not produce.
+ * The inverse of encodeEnvelope: the payload stays text (the persister stores it as it is),
+ * but it must be a JSON object, as ingest only ever writes. Throws on anything encodeEnvelope
+ * did not produce, with what is wrong.
  */
 export function splitEnvelope(envelopeJson: string): EnvelopeParts {
   const head = ENVELOPE_HEAD.exec(envelopeJson);
   if (!head || !envelopeJson.endsWith('}')) throw new Error('not a Falcon envelope');
-  return { id: head[1]!, receivedAt: head[2]!, payloadJson: envelopeJson.slice(head[0].length, -1) };
+  const payloadJson = envelopeJson.slice(head[0].length, -1);
+  if (!isJsonObjectText(payloadJson)) throw new Error('not a Falcon envelope: the payload is not a JSON object');
+  return { id: head[1]!, receivedAt: head[2]!, payloadJson };
 }

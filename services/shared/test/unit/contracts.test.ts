@@ -6,6 +6,7 @@ import {
   splitEnvelope,
   welcomeFrame,
   decodeEnvelope,
+  isEnvelope,
 } from '../../src/index.js';
 
 describe('falconNames', () => {
@@ -46,6 +47,15 @@ describe('message envelope', () => {
 
   it('builds the welcome frame', () => {
     expect(JSON.parse(welcomeFrame(12, true))).to.deep.equal({ type: 'welcome', lastSeq: 12, recovered: true });
+  });
+
+  it('rejects an envelope whose payload is not a JSON object, as the persister and the gateway both must', () => {
+    for (const payloadJson of ['{"a":', '{"a":1}}', '"text"', '[1]', 'null', '{"a":1} trailing', '{bad}']) {
+      const envelope = encodeEnvelope(id, receivedAt, payloadJson);
+      expect(() => splitEnvelope(envelope), payloadJson).to.throw(/not a Falcon envelope/);
+      expect(isEnvelope(envelope), payloadJson).to.equal(false);
+    }
+    expect(isEnvelope(encodeEnvelope(id, receivedAt, payload))).to.equal(true);
   });
 
   it('rejects text that is not an envelope', () => {

@@ -4,7 +4,6 @@ import { ConfigError, type ServiceBasics } from './config.js';
 import { createLifecycle, type Lifecycle, type ProcessEvents } from './lifecycle.js';
 import { createLogger } from './logger.js';
 import { createMetricsRegistry, createProbes, type Probes, type Registry } from './ops.js';
-import { startOpsServer } from './ops-server.js';
 import { problem, PROBLEM_CONTENT_TYPE } from './problem.js';
 import { isAborted } from './retry.js';
 import { closeHttpServer, createHttpServer, listen, packageVersion } from './runtime.js';
@@ -88,6 +87,7 @@ export async function runService<C extends ServiceBasics>(definition: ServiceDef
     graceMs,
     async listenHttp(httpOptions = {}) {
       const listener = await startHttpListener({ ...httpOptions, port: config.port, probes, log, graceMs });
+      log.info({ port: listener.port }, 'listening');
       // Registered now, the close runs last if the application never attaches.
       life.onStop('http listener', () => listener.close());
       return {
@@ -104,7 +104,7 @@ export async function runService<C extends ServiceBasics>(definition: ServiceDef
   };
   try {
     if (config.opsPort !== undefined) {
-      const ops = await startOpsServer(probes, config.opsPort);
+      const ops = await startHttpListener({ port: config.opsPort, probes, log, graceMs, probesOnly: true });
       life.onStop('ops listener', () => ops.close());
       log.info({ port: ops.port }, 'ops listening');
     }
@@ -176,7 +176,6 @@ export async function startHttpListener(options: HttpListenerOptions): Promise<H
   };
   const server = createHttpServer((req, res) => (handler ?? early)(req, res), options.requestTimeoutMs);
   const port = await listen(server, options.port, options.host);
-  options.log.info({ port }, 'listening');
   return {
     port,
     attach(next) {

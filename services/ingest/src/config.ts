@@ -1,5 +1,6 @@
 import {
   DEFAULT_PORTS,
+  MAX_PAYLOAD_DEPTH,
   commonEnv,
   natsEnv,
   parseEnv,
@@ -42,7 +43,7 @@ const schema = {
     ...portEnv(DEFAULT_PORTS.ingest),
     ...streamEnv,
     INGEST_MAX_BYTES: { type: 'integer', minimum: 16, maximum: 1048576, default: 65536 },
-    INGEST_MAX_DEPTH: { type: 'integer', minimum: 1, maximum: 10000, default: 256 },
+    INGEST_MAX_DEPTH: { type: 'integer', minimum: 1, maximum: MAX_PAYLOAD_DEPTH, default: 256 },
     INGEST_PUBLISH_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 60000, default: 5000 },
     INGEST_RETRY_AFTER_SECONDS: { type: 'integer', minimum: 1, maximum: 3600, default: 1 },
     INGEST_SCHEMA_FILE: { type: 'string', minLength: 1 },

@@ -1,3 +1,5 @@
+import { isUuid } from '../platform/uuid.js';
+
 /**
  * The message as it travels: ingest writes an envelope to the stream, the stream assigns
  * `seq`, and every reader turns envelope + seq into its own shape. The envelope is JSON text
@@ -83,25 +85,58 @@ export function isEnvelope(text: string): boolean {
   }
 }
 
-function isJsonObjectText(text: string): boolean {
-  if (!text.startsWith('{')) return false;
-  try {
-    const value: unknown = JSON.parse(text);
-    return typeof value === 'object' && value !== null && !Array.isArray(value);
-  } catch {
-    return false;
+/**
+ * The deepest JSON nesting any Falcon message may have: ingest's INGEST_MAX_DEPTH cannot go
+ * above it, and Postgres refuses JSON nested a few times deeper ("stack depth limit exceeded").
+ */
+export const MAX_PAYLOAD_DEPTH = 10_000;
+
+/** How deeply JSON text nests, counting brackets outside strings. */
+function nestingDepth(text: string): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i += 1; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) deepest = Math.max(deepest, ++depth);
+    else if (c === 0x7d || c === 0x5d) depth -= 1;
   }
+  return deepest;
+}
+
+function payloadProblem(text: string): string | undefined {
+  if (!text.startsWith('{')) return 'the payload is not a JSON object';
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return 'the payload is not a JSON object';
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'the payload is not a JSON object';
+  // Only text this long can nest this deep: short payloads skip the scan.
+  if (text.length > 2 * MAX_PAYLOAD_DEPTH && nestingDepth(text) > MAX_PAYLOAD_DEPTH) return `the payload nests deeper than ${MAX_PAYLOAD_DEPTH} levels`;
+  return undefined;
 }
 
 /**
  * The inverse of encodeEnvelope: the payload stays text (the persister stores it as it is),
- * but it must be a JSON object, as ingest only ever writes. Throws on anything encodeEnvelope
- * did not produce, with what is wrong.
+ * but everything must be what ingest writes and Postgres takes: a UUID, a real instant, a
+ * JSON object no deeper than MAX_PAYLOAD_DEPTH. Throws on anything else, saying what is wrong.
  */
 export function splitEnvelope(envelopeJson: string): EnvelopeParts {
   const head = ENVELOPE_HEAD.exec(envelopeJson);
   if (!head || !envelopeJson.endsWith('}')) throw new Error('not a Falcon envelope');
+  const [, id, receivedAt] = head as unknown as [string, string, string];
+  if (!isUuid(id)) throw new Error('not a Falcon envelope: the id is not a UUID');
+  // Date rolls 2026-02-30 over to March: a round trip that changes the text is no real instant.
+  const time = new Date(receivedAt);
+  if (Number.isNaN(time.getTime()) || time.toISOString() !== receivedAt) throw new Error('not a Falcon envelope: receivedAt is not a real instant');
   const payloadJson = envelopeJson.slice(head[0].length, -1);
-  if (!isJsonObjectText(payloadJson)) throw new Error('not a Falcon envelope: the payload is not a JSON object');
-  return { id: head[1]!, receivedAt: head[2]!, payloadJson };
+  const problem = payloadProblem(payloadJson);
+  if (problem) throw new Error(`not a Falcon envelope: ${problem}`);
+  return { id, receivedAt, payloadJson };
 }

@@ -7,6 +7,7 @@ import {
   welcomeFrame,
   decodeEnvelope,
   isEnvelope,
+  MAX_PAYLOAD_DEPTH,
 } from '../../src/index.js';
 
 describe('falconNames', () => {
@@ -56,6 +57,17 @@ describe('message envelope', () => {
       expect(isEnvelope(envelope), payloadJson).to.equal(false);
     }
     expect(isEnvelope(encodeEnvelope(id, receivedAt, payload))).to.equal(true);
+  });
+
+  it('rejects what Postgres would refuse: an id that is not a UUID, a date that does not exist, nesting past the limit', () => {
+    expect(() => splitEnvelope(encodeEnvelope('-'.repeat(36), receivedAt, '{}'))).to.throw(/id is not a UUID/);
+    expect(() => splitEnvelope(encodeEnvelope(id, '2026-02-30T10:15:30.123Z', '{}'))).to.throw(/not a real instant/);
+    const deep = (n: number) => `{"a":${'['.repeat(n)}${']'.repeat(n)}}`;
+    expect(() => splitEnvelope(encodeEnvelope(id, receivedAt, deep(MAX_PAYLOAD_DEPTH)))).to.throw(/nests deeper/);
+    expect(splitEnvelope(encodeEnvelope(id, receivedAt, deep(MAX_PAYLOAD_DEPTH - 1))).payloadJson).to.equal(deep(MAX_PAYLOAD_DEPTH - 1));
+    // Brackets inside strings do not count.
+    const quoted = `{"s":"${'['.repeat(3 * MAX_PAYLOAD_DEPTH)}\\\"x"}`;
+    expect(splitEnvelope(encodeEnvelope(id, receivedAt, quoted)).payloadJson).to.equal(quoted);
   });
 
   it('rejects text that is not an envelope', () => {

@@ -40,7 +40,9 @@ await runService({
     await waitForStream(jsm, names.stream, () => log.info({ stream: names.stream }, 'waiting for the stream'), signal);
     await ensurePersisterConsumer(jsm, names, config.consumer);
     const consumer = await jetstream(link.nc).consumers.get(names.stream, names.persisterConsumer);
-    const messages = await consumer.consume({ max_messages: config.batchSize * 2, ...PULL_OPTIONS });
+    // A deleted consumer or stream ends the loop (by default the client would wait silently for
+    // it to come back); the restart that follows re-creates the consumer.
+    const messages = await consumer.consume({ max_messages: config.batchSize * 2, ...PULL_OPTIONS, abort_on_missing_resource: true });
 
     const persister = startPersister({
       messages,

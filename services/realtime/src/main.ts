@@ -1,5 +1,5 @@
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { connectNats, falconNames, runService, waitForStream } from '@falcon/shared';
+import { connectNats, falconNames, runService, startupTimes, waitForStream } from '@falcon/shared';
 import { createSubscriptions } from './catch-up.js';
 import { loadConfig, pageConfig } from './config.js';
 import { createFanOut } from './fan-out.js';
@@ -27,7 +27,7 @@ await runService({
     });
     const port = await gateway.listen(config.port);
     life.onStop('listener', () => gateway.close());
-    log.info({ port }, 'listening');
+    log.info({ port, ...startupTimes() }, 'listening');
 
     const link = await connectNats({ url: config.natsUrl, name: 'falcon-realtime', log, signal });
     life.onStop('nats', () => link.nc.drain());

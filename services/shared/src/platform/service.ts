@@ -87,7 +87,7 @@ export async function runService<C extends ServiceBasics>(definition: ServiceDef
     graceMs,
     async listenHttp(httpOptions = {}) {
       const listener = await startHttpListener({ ...httpOptions, port: config.port, probes, log, graceMs });
-      log.info({ port: listener.port }, 'listening');
+      log.info({ port: listener.port, ...startupTimes() }, 'listening');
       // Registered now, the close runs last if the application never attaches.
       life.onStop('http listener', () => listener.close());
       return {
@@ -118,6 +118,15 @@ export async function runService<C extends ServiceBasics>(definition: ServiceDef
     if (!(life.isStopping() && isAborted(err))) void life.fail('start-up failed', err);
   }
   return life;
+}
+
+/**
+ * How long the process took to listen: wall time since node started, and the CPU time that
+ * took (module loading included), which stays meaningful on a busy machine.
+ */
+export function startupTimes(): { uptimeMs: number; cpuMs: number } {
+  const cpu = process.cpuUsage();
+  return { uptimeMs: Math.round(process.uptime() * 1000), cpuMs: Math.round((cpu.user + cpu.system) / 1000) };
 }
 
 export interface HttpListenerOptions {

@@ -46,6 +46,23 @@ class FakeConnection implements SubscriberSink {
   }
 }
 
+/**
+ * Plays a fast reader while the catch-up runs: each turn of the event loop one more message
+ * arrives and the reader takes everything queued. Resolves with the next seq to push once the
+ * reader is live.
+ */
+async function readUntilLive(opened: Promise<void>, reader: FakeConnection, fanOut: FanOut, next: number): Promise<number> {
+  let live = false;
+  void opened.then(() => (live = true));
+  while (!live) {
+    await new Promise((resolve) => setImmediate(resolve));
+    fanOut.push(next, envelope(next));
+    next += 1;
+    reader.read();
+  }
+  return next;
+}
+
 function setup(options: { history?: number; maxBackpressure?: number; replay?: Replay; stallMs?: number } = {}) {
   const metrics = createRealtimeMetrics(createMetricsRegistry('test', '0'));
   const maxBackpressure = options.maxBackpressure ?? 64 * 1024;
@@ -76,17 +93,7 @@ describe('paced catch-up', () => {
     for (let seq = 1; seq <= 10_000; seq++) fanOut.push(seq, envelope(seq, pad));
     const reader = connect();
     const opened = subscriptions.open(reader.subscriber, 0);
-    // A fast reader: whatever is queued is read on the next turn of the event loop, while
-    // new messages keep arriving.
-    let live = false;
-    void opened.then(() => (live = true));
-    let next = 10_001;
-    while (!live) {
-      await new Promise((resolve) => setImmediate(resolve));
-      fanOut.push(next, envelope(next));
-      next += 1;
-      reader.read();
-    }
+    let next = await readUntilLive(opened, reader, fanOut, 10_001);
     // Live frames go through the transport's broadcast; this fake has none, so they arrive
     // through send() once the reader is live.
     for (let i = 0; i < 5; i++, next++) fanOut.push(next, envelope(next));
@@ -118,15 +125,7 @@ describe('paced catch-up', () => {
     for (let seq = 1; seq <= 500; seq++) fanOut.push(seq, envelope(seq));
     const reader = connect();
     const opened = subscriptions.open(reader.subscriber, 10);
-    let live = false;
-    void opened.then(() => (live = true));
-    let next = 501;
-    while (!live) {
-      await new Promise((resolve) => setImmediate(resolve));
-      fanOut.push(next, envelope(next));
-      next += 1;
-      reader.read();
-    }
+    const next = await readUntilLive(opened, reader, fanOut, 501);
     fanOut.push(next, envelope(next));
     expect(reader.seqs()).to.deep.equal(range(11, next));
     expect(replayed[0]).to.deep.equal([11, 500]);

@@ -97,6 +97,23 @@ describe('service life cycle (each service as its own process)', function () {
     }
   });
 
+  describe('OPS_PORT', () => {
+    it('serves /healthz, /readyz and /metrics on a second listener too, and nothing else there', async () => {
+      const closed = await freePort();
+      const opsPort = await freePort();
+      const run = await start('ingest', { NATS_URL: `nats://127.0.0.1:${closed}`, OPS_PORT: String(opsPort) });
+      const ops = `http://127.0.0.1:${opsPort}`;
+      await waitFor('the ops listener', async () => (await get(`${ops}/healthz`)).status === 200, 5_000, 10);
+      expect(JSON.parse((await get(`${ops}/readyz`)).body)).to.include({ state: 'starting' });
+      expect((await get(`${ops}/metrics`)).body).to.contain('process_cpu_user_seconds_total');
+      const other = await get(`${ops}/api/messages`);
+      expect(other.status).to.equal(404);
+      expect(other.type).to.equal('application/problem+json');
+      expect((await get(`${run.url}/healthz`)).status).to.equal(200);
+      expect(await run.stop('SIGTERM')).to.equal(0);
+    });
+  });
+
   describe('start-up errors', () => {
     it('reports every invalid variable at once as one fatal line and exits 1', async () => {
       const run = await start('ingest', { PORT: '0', INGEST_MAX_BYTES: 'lots', SHUTDOWN_TIMEOUT_MS: '5', FALCON_NAMESPACE: 'Not Valid' });

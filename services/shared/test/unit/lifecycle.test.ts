@@ -1,8 +1,22 @@
 import { EventEmitter } from 'node:events';
+import { request } from 'node:http';
+import Koa from 'koa';
 import { Writable } from 'node:stream';
 import { expect } from 'chai';
 import { pino } from 'pino';
-import { AbortedError, backoffDelay, createLifecycle, koaErrorLevel, retry, sleep, type Lifecycle } from '../../src/index.js';
+import {
+  AbortedError,
+  backoffDelay,
+  closeHttpServer,
+  createHttpServer,
+  createLifecycle,
+  koaErrorLevel,
+  listen,
+  logKoaErrors,
+  retry,
+  sleep,
+  type Lifecycle,
+} from '../../src/index.js';
 
 /** A pino logger whose lines land in an array. */
 function capturedLogger() {
@@ -166,5 +180,41 @@ describe('koaErrorLevel', () => {
     expect(koaErrorLevel(new Error('x'), true)).to.equal('debug');
     expect(koaErrorLevel(Object.assign(new Error('bad'), { status: 400 }))).to.equal('info');
     expect(koaErrorLevel(new Error('bug'))).to.equal('error');
+  });
+});
+
+describe('logKoaErrors', () => {
+  it("replaces koa's console.error with one leveled pino line", () => {
+    const { log, lines } = capturedLogger();
+    const app = new Koa();
+    logKoaErrors(app, log);
+    app.callback();
+    // koa adds its console.error handler only when no 'error' listener exists.
+    expect(app.listenerCount('error')).to.equal(1);
+    app.emit('error', Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
+    expect(lines).to.have.length(1);
+    expect(lines[0]).to.include({ level: 20, msg: 'request error' });
+  });
+});
+
+describe('closeHttpServer', () => {
+  it('cuts a request still open after the grace period, so a stop does not wait for the deadline', async () => {
+    const server = createHttpServer((_req, res) => {
+      res.writeHead(200);
+      res.write('never ends');
+    }, 0);
+    const port = await listen(server, 0, '127.0.0.1');
+    const answered = new Promise<void>((resolve) => {
+      const req = request({ port, host: '127.0.0.1', path: '/' }, (res) => {
+        res.once('data', () => resolve());
+        res.on('error', () => undefined);
+      });
+      req.on('error', () => undefined);
+      req.end();
+    });
+    await answered;
+    const started = Date.now();
+    await closeHttpServer(server, 100);
+    expect(Date.now() - started).to.be.within(90, 2_000);
   });
 });

@@ -40,4 +40,4 @@ await runService({
     logKoaErrors(app, log);
     http.attach(app.callback());
   },
-});
+}, { env: process.env });

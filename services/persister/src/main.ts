@@ -64,4 +64,4 @@ await runService({
     life.onStop('partitions', () => partitions.stop());
     log.info({ stream: names.stream, consumer: names.persisterConsumer, batchSize: config.batchSize }, 'persister consuming');
   },
-});
+}, { env: process.env });

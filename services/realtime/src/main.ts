@@ -71,4 +71,4 @@ await runService({
     life.onStop('clients', () => gateway.closeClients());
     log.info({ stream: names.stream, fromSeq: info.state.last_seq + 1 }, 'following the stream');
   },
-});
+}, { env: process.env });

@@ -35,7 +35,8 @@ export interface ServiceDefinition<C extends ServiceBasics> {
 }
 
 export interface RunOptions {
-  env?: Record<string, string | undefined>;
+  /** The environment to read the configuration from (main.ts passes process.env). */
+  env: Record<string, string | undefined>;
   exit?: (code: number) => void;
   process?: ProcessEvents;
 }
@@ -51,8 +52,8 @@ function bootLevel(env: Record<string, string | undefined>): string {
  * own start; readiness once it resolves. Stops run in reverse order of registration; the exit
  * rule is createLifecycle's. Resolves with the lifecycle (tests stop it through it).
  */
-export async function runService<C extends ServiceBasics>(definition: ServiceDefinition<C>, options: RunOptions = {}): Promise<Lifecycle | undefined> {
-  const env = options.env ?? process.env;
+export async function runService<C extends ServiceBasics>(definition: ServiceDefinition<C>, options: RunOptions): Promise<Lifecycle | undefined> {
+  const env = options.env;
   const exit = options.exit ?? ((code: number) => process.exit(code));
   const version = packageVersion(definition.moduleUrl);
   let config: C;

@@ -43,9 +43,9 @@ export function createSubscriptions(deps: CatchUpDeps): Subscriptions {
       const slice = fanOut.framesAfter(last);
       if (!slice) {
         // Older than memory: from the stream, up to what the gateway has pushed by now.
-        const reached = await deps.replay(last + 1, fanOut.lastSeq(), async (_seq, frame) => {
+        const reached = await deps.replay(last + 1, fanOut.lastSeq(), async (seq, frame) => {
           if (!(await room(subscriber))) return false;
-          subscriber.sink.send(frame);
+          subscriber.sink.send(frame, seq);
           return true;
         });
         if (subscriber.isClosed()) return;
@@ -55,8 +55,8 @@ export function createSubscriptions(deps: CatchUpDeps): Subscriptions {
       }
       let i = 0;
       while (i < slice.frames.length && subscriber.sink.bufferedAmount() < deps.resumeBufferBytes) {
-        subscriber.sink.send(slice.frames[i]!);
         last = slice.seqs[i]!;
+        subscriber.sink.send(slice.frames[i]!, last);
         i += 1;
       }
       if (i === slice.frames.length && subscriber.sink.bufferedAmount() < deps.resumeBufferBytes) {

@@ -11,8 +11,11 @@ export const CLOSE_TRY_AGAIN_LATER = 1013;
  * (a WebSocket, a Server-Sent Events response).
  */
 export interface SubscriberSink {
-  /** Queues one frame. Never drops: the slow-client rule bounds what is queued. */
-  send(frame: string): void;
+  /**
+   * Queues one frame. Never drops: the slow-client rule bounds what is queued. `seq` is the
+   * message's (SSE's event id); the welcome frame has none.
+   */
+  send(frame: string, seq?: number): void;
   /** Bytes queued and not yet handed to the socket. */
   bufferedAmount(): number;
   /** Ends the connection with a WebSocket close code (a transport without codes maps them). */
@@ -126,7 +129,7 @@ export function createFanOut(deps: FanOutDeps): FanOut {
       deps.history.push(seq, frame);
       lastSeq = seq;
       deps.broadcast?.(frame);
-      for (const entry of direct) entry.sink.send(frame);
+      for (const entry of direct) entry.sink.send(frame, seq);
       deps.metrics.frames.inc();
     },
     lastSeq: () => lastSeq,

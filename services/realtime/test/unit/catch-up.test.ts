@@ -19,9 +19,10 @@ class FakeConnection implements SubscriberSink {
   closeCode: number | undefined;
   subscriber!: Subscriber;
 
-  send(frame: string): void {
+  send(frame: string, seq?: number): void {
     this.frames.push(frame);
     const parsed = JSON.parse(frame) as { type: string; seq?: number };
+    expect(seq, 'the seq given with a frame').to.equal(parsed.seq);
     if (parsed.type === 'message') this.messageSeqs.push(parsed.seq!);
     this.buffered += frame.length;
     this.maxBuffered = Math.max(this.maxBuffered, this.buffered);

@@ -115,8 +115,10 @@ export async function runService<C extends ServiceBasics>(definition: ServiceDef
       log.info({ port: config.port }, `${definition.name} started`);
     }
   } catch (err) {
-    // An abort is the stop interrupting the start; anything else is a start-up failure.
-    if (!(life.isStopping() && isAborted(err))) void life.fail('start-up failed', err);
+    // Once a stop is under way, a start cut short by it (an aborted wait, a request on a
+    // draining connection) is expected; before that, any error is a start-up failure.
+    if (life.isStopping()) log.debug({ err, aborted: isAborted(err) }, 'start-up interrupted by the stop');
+    else void life.fail('start-up failed', err);
   }
   return life;
 }

@@ -1,5 +1,5 @@
 import type { JsMsg } from '@nats-io/jetstream';
-import type { Counter, Histogram, Logger } from '@falcon/shared';
+import { Backoff, sleep, type Counter, type Histogram, type Logger } from '@falcon/shared';
 import type { BatchHandler, BatchOutcome, Delivery } from './batch.js';
 
 export interface PersisterMetrics {
@@ -53,9 +53,9 @@ export function startPersister(deps: PersisterDeps): Persister {
   const concurrency = deps.concurrency ?? 2;
   const writers = new Set<Promise<void>>();
   let scheduled = false;
-  let stopping = false;
-  let backoffMs = 0;
-  const wakers = new Set<() => void>();
+  // A database that is down is not hammered: each failed batch waits longer before the next.
+  const backoff = new Backoff({ initialMs: 250, maxMs: 15_000 });
+  const stopping = new AbortController();
 
   function record(outcome: BatchOutcome, size: number, seconds: number): void {
     deps.metrics.batchSeconds.observe(seconds);
@@ -64,18 +64,6 @@ export function startPersister(deps: PersisterDeps): Persister {
     if (outcome.duplicates) deps.metrics.messages.inc({ outcome: 'duplicate' }, outcome.duplicates);
     if (outcome.deadLettered) deps.metrics.messages.inc({ outcome: 'dead_lettered' }, outcome.deadLettered);
     if (outcome.retried) deps.metrics.messages.inc({ outcome: 'retried' }, outcome.retried);
-  }
-
-  async function pause(ms: number): Promise<void> {
-    await new Promise<void>((resolve) => {
-      const wake = () => {
-        clearTimeout(timer);
-        wakers.delete(wake);
-        resolve();
-      };
-      const timer = setTimeout(wake, ms);
-      wakers.add(wake);
-    });
   }
 
   async function writeOne(): Promise<void> {
@@ -96,11 +84,10 @@ export function startPersister(deps: PersisterDeps): Persister {
       deps.log.debug({ firstSeq: batch[0]?.seq, count: batch.length, stored: outcome.stored }, 'batch persisted');
     }
     if (outcome.databaseDown) {
-      // Back off so an unreachable database is not hammered; the naked messages return later.
-      backoffMs = Math.min(15_000, backoffMs ? backoffMs * 2 : 250);
-      if (!stopping) await pause(backoffMs);
+      // The naked messages return later; a stop ends the wait at once.
+      await sleep(backoff.next(), stopping.signal).catch(() => undefined);
     } else {
-      backoffMs = 0;
+      backoff.reset();
     }
   }
 
@@ -139,8 +126,7 @@ export function startPersister(deps: PersisterDeps): Persister {
   return {
     done,
     async stop() {
-      stopping = true;
-      for (const wake of [...wakers]) wake();
+      stopping.abort();
       await deps.messages.close();
       await done;
     },

@@ -1,4 +1,4 @@
-import { authEnv, authSettings, type AuthConfig, type AuthSettings, commonEnv, databaseEnv, parseEnv, serviceBasics, databaseSettings, type DatabaseSettings, type ServiceBasics, portEnv, type CommonConfig, type DatabaseConfig } from '@falcon/shared';
+import { DEFAULT_PORTS, authEnv, authSettings, type AuthConfig, type AuthSettings, commonEnv, databaseEnv, parseEnv, serviceBasics, databaseSettings, type DatabaseSettings, type ServiceBasics, portEnv, type CommonConfig, type DatabaseConfig } from '@falcon/shared';
 
 export interface Config extends ServiceBasics, DatabaseSettings {
   /** Page size when ?after is given without ?limit. */
@@ -13,7 +13,7 @@ const schema = {
   properties: {
     ...commonEnv,
     ...databaseEnv,
-    ...portEnv(8082),
+    ...portEnv(DEFAULT_PORTS.query),
     QUERY_DEFAULT_LIMIT: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
     CORS_ALLOW_ORIGINS: { type: 'string', minLength: 1, default: '*' },
     ...authEnv,

@@ -1,10 +1,10 @@
 import { fileURLToPath } from 'node:url';
-import { commonEnv, natsEnv, parseEnv, serviceBasics, type ServiceBasics, portEnv, type CommonConfig, type NatsConfig } from '@falcon/shared';
+import { DEFAULT_PORTS, commonEnv, natsEnv, parseEnv, serviceBasics, type ServiceBasics, portEnv, type CommonConfig, type NatsConfig } from '@falcon/shared';
 
 export interface Config extends ServiceBasics {
   natsUrl: string;
   webDir: string;
-  /** Ingest URL the page posts to; undefined derives it from the page's host and port 8081. */
+  /** Ingest URL the page posts to; undefined derives it from the page's host and ingest's default port. */
   publicIngestUrl: string | undefined;
   historySize: number;
   /** Upper bound on the history's size in characters (about bytes). */
@@ -18,7 +18,7 @@ const schema = {
   properties: {
     ...commonEnv,
     ...natsEnv,
-    ...portEnv(8080),
+    ...portEnv(DEFAULT_PORTS.realtime),
     REALTIME_WEB_DIR: { type: 'string', minLength: 1 },
     REALTIME_PUBLIC_INGEST_URL: { type: 'string', minLength: 1 },
     REALTIME_HISTORY_SIZE: { type: 'integer', minimum: 0, maximum: 1000000, default: 10000 },
@@ -56,5 +56,5 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
 export function pageConfig(publicIngestUrl: string | undefined, host: string): Record<string, unknown> {
   if (publicIngestUrl) return { ingestUrl: publicIngestUrl };
   const hostname = host.replace(/:\d+$/, '') || '127.0.0.1';
-  return { ingestUrl: `http://${hostname}:8081` };
+  return { ingestUrl: `http://${hostname}:${DEFAULT_PORTS.ingest}` };
 }

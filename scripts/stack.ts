@@ -11,14 +11,14 @@ import { createConnection, createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { DEFAULT_PORTS, type ServiceName } from '@falcon/shared';
 import { startPostgresAsRoot } from './postgres-as-root.js';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const DATA = join(ROOT, '.falcon');
 
-export type ServiceName = 'ingest' | 'persister' | 'query' | 'realtime';
+export { DEFAULT_PORTS, type ServiceName };
 export const SERVICES: ServiceName[] = ['ingest', 'persister', 'query', 'realtime'];
-export const DEFAULT_PORTS: Record<ServiceName, number> = { realtime: 8080, ingest: 8081, query: 8082, persister: 8083 };
 
 export interface Infra {
   natsUrl: string;

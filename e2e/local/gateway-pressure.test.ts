@@ -32,12 +32,16 @@ describe('realtime gateway under pressure (local processes)', function () {
       // Stop reading: the kernel buffers fill, then the gateway's own buffer for this socket.
       (slow.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket.pause();
       const rssBefore = await metric(gateway, 'process_resident_memory_bytes');
+      // Read again as soon as it is cut off: a client that reads nothing for tens of seconds
+      // after the close frame is cut by uWS' closing timeout without seeing it (1006).
+      const cut = waitFor('the slow client to be cut off', async () => (await metric(gateway, 'falcon_realtime_slow_disconnects_total')) >= 1, 120_000, 100).then(() =>
+        (slow.ws as unknown as { _socket: { resume(): void } })._socket.resume(),
+      );
       const pad = 'x'.repeat(8 * 1024);
       const accepted = await inParallel(3000, 32, async (i) => (await postMessage(stack.ingest, { i, pad })).body.seq);
       const last = Math.max(...accepted);
       await healthy.waitForSeq(last, 60_000);
-      await waitFor('the slow client to be cut off', async () => (await metric(gateway, 'falcon_realtime_slow_disconnects_total')) >= 1, 30_000, 100);
-      (slow.ws as unknown as { _socket: { resume(): void } })._socket.resume();
+      await cut;
       const { code } = await slow.closed;
       expect(code).to.equal(1013);
       const rssAfter = await metric(gateway, 'process_resident_memory_bytes');

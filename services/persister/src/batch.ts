@@ -1,4 +1,4 @@
-import { isDatabaseUnavailable, isTransientDbError, splitEnvelope, type Logger } from '@falcon/shared';
+import { backoffDelay, isDatabaseUnavailable, isTransientDbError, splitEnvelope, type Logger } from '@falcon/shared';
 import type { MessageRow, MessageStore } from './store.js';
 
 /** What the batch handler needs of a stream message; JsMsg satisfies it through toDelivery. */
@@ -63,7 +63,7 @@ export class FailureCounts {
 
 /** Redelivery delay after a failure: 0.5 s doubling to 30 s, by delivery count. */
 export function nakDelay(deliveryCount: number): number {
-  return Math.min(30_000, 500 * 2 ** Math.max(0, Math.min(deliveryCount - 1, 10)));
+  return backoffDelay(deliveryCount, { initialMs: 500, maxMs: 30_000 });
 }
 
 function errorText(err: unknown): string {

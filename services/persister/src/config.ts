@@ -1,4 +1,5 @@
 import {
+  DEFAULT_PORTS,
   commonEnv,
   databaseEnv,
   natsAuthEnv,
@@ -37,7 +38,7 @@ const schema = {
     ...natsEnv,
     ...natsAuthEnv,
     ...databaseEnv,
-    ...portEnv(8083),
+    ...portEnv(DEFAULT_PORTS.persister),
     PERSISTER_BATCH_SIZE: { type: 'integer', minimum: 1, maximum: 10000, default: 1000 },
     PERSISTER_CONCURRENCY: { type: 'integer', minimum: 1, maximum: 16, default: 2 },
     PERSISTER_MAX_DELIVER: { type: 'integer', minimum: 1, maximum: 1000, default: 10 },

@@ -1,6 +1,5 @@
-import { setTimeout as sleepFor } from 'node:timers/promises';
 import type { JsMsg } from '@nats-io/jetstream';
-import type { Counter, Histogram, Logger } from '@falcon/shared';
+import { Backoff, sleep, type BackoffOptions, type Counter, type Histogram, type Logger } from '@falcon/shared';
 import type { BatchHandler, BatchOutcome, Delivery } from './batch.js';
 
 export interface PersisterMetrics {
@@ -28,12 +27,10 @@ export interface PersisterDeps {
 }
 
 /** Waits `ms`, or less if `signal` aborts; never rejects. */
-export const abortableSleep = (ms: number, signal: AbortSignal): Promise<void> => sleepFor(ms, undefined, { signal }).catch(() => undefined);
+export const abortableSleep = (ms: number, signal: AbortSignal): Promise<void> => sleep(ms, signal).catch(() => undefined);
 
-/** Wait after the nth database failure in a row: 250 ms doubling to 15 s. */
-export function databaseBackoff(previousMs: number): number {
-  return Math.min(15_000, previousMs ? previousMs * 2 : 250);
-}
+/** Waits after database failures in a row: 250 ms doubling to 15 s. */
+export const DATABASE_BACKOFF: BackoffOptions = { initialMs: 250, maxMs: 15_000 };
 
 export interface Persister {
   /** Stops taking messages, stores and acks what was already taken, then resolves. */
@@ -64,9 +61,10 @@ export function startPersister(deps: PersisterDeps): Persister {
   const concurrency = deps.concurrency ?? 2;
   const writers = new Set<Promise<void>>();
   let scheduled = false;
+  // A database that is down is not hammered: each failed batch waits longer before the next.
+  const backoff = new Backoff(DATABASE_BACKOFF);
   const stopping = new AbortController();
-  const sleep = deps.sleep ?? abortableSleep;
-  let backoffMs = 0;
+  const wait = deps.sleep ?? abortableSleep;
 
   function record(outcome: BatchOutcome, size: number, seconds: number): void {
     deps.metrics.batchSeconds.observe(seconds);
@@ -95,11 +93,10 @@ export function startPersister(deps: PersisterDeps): Persister {
       deps.log.debug({ firstSeq: batch[0]?.seq, count: batch.length, stored: outcome.stored }, 'batch persisted');
     }
     if (outcome.databaseDown) {
-      // Back off so an unreachable database is not hammered; the naked messages return later.
-      backoffMs = databaseBackoff(backoffMs);
-      if (!stopping.signal.aborted) await sleep(backoffMs, stopping.signal);
+      // The naked messages return later; a stop ends the wait at once.
+      if (!stopping.signal.aborted) await wait(backoff.next(), stopping.signal);
     } else {
-      backoffMs = 0;
+      backoff.reset();
     }
   }
 

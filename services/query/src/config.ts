@@ -1,4 +1,4 @@
-import { authEnv, authSettings, type AuthConfig, type AuthSettings, commonEnv, ConfigError, corsEnv, databaseEnv, parseEnv, serviceBasics, databaseSettings, type DatabaseSettings, type ServiceBasics, portEnv, type CommonConfig, type DatabaseConfig } from '@falcon/shared';
+import { DEFAULT_PORTS, authEnv, authSettings, type AuthConfig, type AuthSettings, commonEnv, ConfigError, corsEnv, databaseEnv, parseEnv, serviceBasics, databaseSettings, type DatabaseSettings, type ServiceBasics, portEnv, type CommonConfig, type DatabaseConfig } from '@falcon/shared';
 import { DEFAULT_EXPORT_LIMITS, type ExportLimits } from './exports.js';
 
 export interface Config extends ServiceBasics, DatabaseSettings {
@@ -15,7 +15,7 @@ const schema = {
   properties: {
     ...commonEnv,
     ...databaseEnv,
-    ...portEnv(8082),
+    ...portEnv(DEFAULT_PORTS.query),
     ...corsEnv,
     QUERY_DEFAULT_LIMIT: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
     QUERY_EXPORT_CONCURRENCY: { type: 'integer', minimum: 1, maximum: 99, default: DEFAULT_EXPORT_LIMITS.maxConcurrent },

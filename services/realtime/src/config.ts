@@ -1,12 +1,12 @@
 import { fileURLToPath } from 'node:url';
-import { commonEnv, natsEnv, parseEnv, serviceBasics, type ServiceBasics, portEnv, type CommonConfig, type NatsConfig } from '@falcon/shared';
+import { DEFAULT_PORTS, commonEnv, natsEnv, parseEnv, serviceBasics, type ServiceBasics, portEnv, type CommonConfig, type NatsConfig } from '@falcon/shared';
 
 export interface Config extends ServiceBasics {
   natsUrl: string;
   webDir: string;
-  /** Ingest URL the page posts to; undefined derives it from the page's host and port 8081. */
+  /** Ingest URL the page posts to; undefined derives it from the page's host and ingest's default port. */
   publicIngestUrl: string | undefined;
-  /** Query URL the page reads its first messages from; undefined derives it from the page's host and port 8082. */
+  /** Query URL the page reads its first messages from; undefined derives it from the page's host and query's default port. */
   publicQueryUrl: string | undefined;
   historySize: number;
   /** Upper bound on the history's size in characters (about bytes). */
@@ -20,7 +20,7 @@ const schema = {
   properties: {
     ...commonEnv,
     ...natsEnv,
-    ...portEnv(8080),
+    ...portEnv(DEFAULT_PORTS.realtime),
     REALTIME_WEB_DIR: { type: 'string', minLength: 1 },
     REALTIME_PUBLIC_INGEST_URL: { type: 'string', minLength: 1 },
     REALTIME_PUBLIC_QUERY_URL: { type: 'string', minLength: 1 },
@@ -64,7 +64,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
 export function pageConfig(urls: Pick<Config, 'publicIngestUrl' | 'publicQueryUrl'>, host: string): Record<string, unknown> {
   const hostname = host.replace(/:\d+$/, '') || '127.0.0.1';
   return {
-    ingestUrl: urls.publicIngestUrl ?? `http://${hostname}:8081`,
-    queryUrl: urls.publicQueryUrl ?? `http://${hostname}:8082`,
+    ingestUrl: urls.publicIngestUrl ?? `http://${hostname}:${DEFAULT_PORTS.ingest}`,
+    queryUrl: urls.publicQueryUrl ?? `http://${hostname}:${DEFAULT_PORTS.query}`,
   };
 }

@@ -1,175 +1,72 @@
 import uWS from 'uWebSockets.js';
-import {
-  isEnvelope,
-  messageFrame,
-  problem,
-  PROBLEM_CONTENT_TYPE,
-  welcomeFrame,
-  type Counter,
-  type Gauge,
-  type Logger,
-  type Probes,
-} from '@falcon/shared';
-import { FrameHistory } from './history.js';
-import { parseSince, planResume } from './resume.js';
-import type { StaticFile } from './static-files.js';
+import { problem, type Logger, type Probes } from '@falcon/shared';
+import type { Subscriptions } from './catch-up.js';
+import { CLOSE_GOING_AWAY, CLOSE_TRY_AGAIN_LATER, type FanOut, type Subscriber, type SubscriberSink } from './fan-out.js';
+import { registerHttpRoutes, writeProblem, type HttpRoutesDeps } from './http-routes.js';
+import { parseSince } from './resume.js';
 
 const TOPIC = 'messages';
-/** Close codes: RFC 6455 section 7.4.1 and the IANA registry. */
-export const CLOSE_GOING_AWAY = 1001;
-export const CLOSE_TRY_AGAIN_LATER = 1013;
 
-export interface GatewayMetrics {
-  clients: Gauge;
-  frames: Counter;
-  slowDisconnects: Counter;
-  resumes: Counter<'source'>;
-}
-
-/** Replays stream messages [fromSeq, toSeq] in order; resolves with the last seq delivered. */
-export type Replay = (fromSeq: number, toSeq: number, deliver: (seq: number, frame: string) => Promise<boolean>) => Promise<number>;
-
-export interface StreamBounds {
-  /** Oldest seq the stream holds, as last seen (it only grows). */
-  cachedFirstSeq(): number;
-  /** Asks the stream now. */
-  freshFirstSeq(): Promise<number>;
-  /** The pipeline's counters as last read from JetStream, for the page. */
-  status(): object | undefined;
-}
-
-export interface GatewayDeps {
+export interface GatewayDeps extends Omit<HttpRoutesDeps, 'status'> {
   log: Logger;
-  probes: Probes;
-  metrics: GatewayMetrics;
-  replay: Replay;
-  bounds: StreamBounds;
-  files: Map<string, StaticFile>;
-  /** The page's runtime configuration (ingest URL), given the request's Host header. */
-  pageConfig: (host: string) => Record<string, unknown>;
-  /** Start-up position: the stream's last seq when the live feed began. */
-  startSeq: number;
-  historySize: number;
-  historyMaxBytes: number;
   /** Buffered bytes above which a client is disconnected with 1013. */
   maxBackpressure: number;
   idleTimeoutSeconds: number;
 }
 
-interface Client {
-  since: number | undefined;
-  closed: boolean;
-  drained: (() => void) | undefined;
+/** What the gateway serves once it follows the stream. */
+export interface GatewayFeed {
+  fanOut: FanOut;
+  subscriptions: Subscriptions;
+  status: () => object | undefined;
 }
 
 export interface Gateway {
-  /** Feeds one stream message (envelope text) to every live client. */
-  push(seq: number, envelope: string): void;
-  lastSeq(): number;
-  clientCount(): number;
   listen(port: number, host?: string): Promise<number>;
-  /** Stops accepting, closes every client with 1001 so it reconnects elsewhere. */
+  /** Starts serving /ws from the stream; until then /ws answers 503 with Retry-After. */
+  attach(feed: GatewayFeed): void;
+  /** Sends a frame to every WebSocket that joined the live broadcast. */
+  broadcast(frame: string): void;
+  /** Closes every client with 1001 so it reconnects elsewhere; /ws answers 503 from now on. */
+  closeClients(): void;
+  /** Stops listening (probes included). */
   close(): void;
 }
 
-function writeProblem(res: uWS.HttpResponse, status: number, body: ReturnType<typeof problem>): void {
-  res.cork(() => {
-    res.writeStatus(`${status} ${body.title}`).writeHeader('content-type', PROBLEM_CONTENT_TYPE).end(JSON.stringify(body));
-  });
+interface Connection {
+  since: number | undefined;
+  subscriber: Subscriber | undefined;
 }
 
+function webSocketSink(ws: uWS.WebSocket<Connection>, closed: () => boolean): SubscriberSink {
+  return {
+    send: (frame) => {
+      if (!closed()) ws.send(frame, false, false);
+    },
+    bufferedAmount: () => (closed() ? 0 : ws.getBufferedAmount()),
+    close: (code, reason) => {
+      if (!closed()) ws.end(code, reason);
+    },
+    join: () => {
+      if (!closed()) ws.subscribe(TOPIC);
+    },
+  };
+}
+
+/** The uWS application: /ws on top of the fan-out and the resume, and the plain HTTP routes. */
 export function createGateway(deps: GatewayDeps): Gateway {
   const app = uWS.App();
-  const history = new FrameHistory(deps.historySize, deps.historyMaxBytes);
-  const sockets = new Set<uWS.WebSocket<Client>>();
-  let lastSeq = deps.startSeq;
+  let feed: GatewayFeed | undefined;
+  let accepting = true;
   let listenSocket: uWS.us_listen_socket | undefined;
 
-  const send = (ws: uWS.WebSocket<Client>, frame: string): void => {
-    if (!ws.getUserData().closed) ws.send(frame, false, false);
-  };
-
-  const goLive = (ws: uWS.WebSocket<Client>, frames: string[]): void => {
-    // Frames and subscription in one synchronous step: nothing can be published in between,
-    // so the hand-over from history to live has no gap and no duplicate.
-    ws.cork(() => {
-      for (const frame of frames) ws.send(frame, false, false);
-      ws.subscribe(TOPIC);
-    });
-  };
-
-  const waitForDrain = (ws: uWS.WebSocket<Client>): Promise<void> =>
-    new Promise((resolve) => {
-      ws.getUserData().drained = resolve;
-    });
-
-  /** Serves a resume older than the in-memory history from the stream, then goes live. */
-  async function catchUp(ws: uWS.WebSocket<Client>, fromSeq: number): Promise<void> {
-    const client = ws.getUserData();
-    let next = fromSeq;
-    for (;;) {
-      const target = lastSeq;
-      if (next <= target) {
-        const reached = await deps.replay(next, target, async (_seq, frame) => {
-          if (client.closed) return false;
-          send(ws, frame);
-          if (ws.getBufferedAmount() > deps.maxBackpressure / 2) await waitForDrain(ws);
-          return !client.closed;
-        });
-        next = reached + 1;
-      }
-      if (client.closed) return;
-      // Whatever arrived during the replay is in memory unless the replay took so long that
-      // the history wrapped; then replay again from where this one ended.
-      const rest = history.after(next - 1, lastSeq);
-      if (rest) {
-        goLive(ws, rest);
-        return;
-      }
-    }
-  }
-
-  async function open(ws: uWS.WebSocket<Client>): Promise<void> {
-    const client = ws.getUserData();
-    sockets.add(ws);
-    deps.metrics.clients.set(sockets.size);
-    const plan = planResume(client.since, {
-      lastSeq,
-      streamFirstSeq: deps.bounds.cachedFirstSeq(),
-      fromMemory: (since) => history.after(since, lastSeq),
-    });
-    if (plan.kind === 'live') {
-      send(ws, welcomeFrame(lastSeq, plan.recovered));
-      goLive(ws, []);
-      return;
-    }
-    if (plan.kind === 'memory') {
-      deps.metrics.resumes.inc({ source: 'memory' });
-      send(ws, welcomeFrame(lastSeq, true));
-      goLive(ws, plan.frames);
-      return;
-    }
-    // Older than memory: confirm the stream still holds since + 1 before promising recovery.
-    const welcomeSeq = lastSeq;
-    const firstSeq = await deps.bounds.freshFirstSeq();
-    if (client.closed) return;
-    if (plan.fromSeq < firstSeq) {
-      send(ws, welcomeFrame(welcomeSeq, false));
-      goLive(ws, []);
-      return;
-    }
-    deps.metrics.resumes.inc({ source: 'stream' });
-    send(ws, welcomeFrame(welcomeSeq, true));
-    await catchUp(ws, plan.fromSeq);
-  }
-
-  app.ws<Client>('/ws', {
+  app.ws<Connection>('/ws', {
     compression: uWS.DISABLED,
     maxPayloadLength: 4 * 1024,
     idleTimeout: deps.idleTimeoutSeconds,
     sendPingsAutomatically: true,
-    // The hard stop: a socket that passes twice the soft limit before the sweep sees it is
-    // closed by uWS itself rather than silently skipped (a skipped frame would be a gap).
+    // A safety net only: the fan-out closes a client with 1013 before it can get here (a
+    // skipped frame would be a gap, so uWS closes rather than skips).
     maxBackpressure: deps.maxBackpressure * 2,
     closeOnBackpressureLimit: 1,
     upgrade: (res, req, context) => {
@@ -178,12 +75,13 @@ export function createGateway(deps: GatewayDeps): Gateway {
         writeProblem(res, 400, problem(400, 'invalid-parameter', 'since must be a non-negative integer', [{ path: 'query:since', message: 'must be a non-negative integer' }]));
         return;
       }
-      if (deps.probes.isDraining()) {
-        writeProblem(res, 503, problem(503, 'unavailable', 'this gateway is shutting down; reconnect'));
+      if (!feed || !accepting || deps.probes.isDraining()) {
+        const detail = feed ? 'this gateway is shutting down; reconnect' : 'this gateway is starting; retry shortly';
+        writeProblem(res, 503, problem(503, 'unavailable', detail), { 'retry-after': '1' });
         return;
       }
-      res.upgrade<Client>(
-        { since, closed: false, drained: undefined },
+      res.upgrade<Connection>(
+        { since, subscriber: undefined },
         req.getHeader('sec-websocket-key'),
         req.getHeader('sec-websocket-protocol'),
         req.getHeader('sec-websocket-extensions'),
@@ -191,106 +89,29 @@ export function createGateway(deps: GatewayDeps): Gateway {
       );
     },
     open: (ws) => {
-      open(ws).catch((err: unknown) => {
-        deps.log.warn({ err }, 'resume failed; closing the connection');
-        if (!ws.getUserData().closed) ws.end(CLOSE_TRY_AGAIN_LATER, 'resume failed');
-      });
-    },
-    drain: (ws) => {
-      const client = ws.getUserData();
-      if (client.drained && ws.getBufferedAmount() < deps.maxBackpressure / 2) {
-        const resolve = client.drained;
-        client.drained = undefined;
-        resolve();
-      }
-    },
-    close: (ws) => {
-      const client = ws.getUserData();
-      client.closed = true;
-      client.drained?.();
-      sockets.delete(ws);
-      deps.metrics.clients.set(sockets.size);
-    },
-  });
-
-  // Slow clients: checked every 100 ms rather than per frame, which keeps publish O(1) per
-  // message; uWS's own hard limit (above) covers what a sweep interval could let through.
-  const sweep = setInterval(() => {
-    for (const ws of sockets) {
-      if (ws.getBufferedAmount() > deps.maxBackpressure) {
-        deps.metrics.slowDisconnects.inc();
-        deps.log.info({ buffered: ws.getBufferedAmount() }, 'slow client disconnected');
-        ws.end(CLOSE_TRY_AGAIN_LATER, 'too slow; reconnect with since');
-      }
-    }
-  }, 100);
-  sweep.unref();
-
-  app.get('/config.json', (res, req) => {
-    const body = JSON.stringify(deps.pageConfig(req.getHeader('host')));
-    res.cork(() => {
-      res.writeHeader('content-type', 'application/json').writeHeader('cache-control', 'no-store').end(body);
-    });
-  });
-
-  app.get('/status.json', (res) => {
-    const body = JSON.stringify({ ...deps.bounds.status(), clients: sockets.size, gatewayLastSeq: lastSeq });
-    res.cork(() => {
-      res.writeHeader('content-type', 'application/json').writeHeader('cache-control', 'no-store').end(body);
-    });
-  });
-
-  app.get('/*', (res, req) => {
-    const path = req.getUrl();
-    const file = deps.files.get(path);
-    if (file) {
-      res.cork(() => {
-        res.writeHeader('content-type', file.contentType).writeHeader('cache-control', 'no-cache').end(file.body);
-      });
-      return;
-    }
-    let aborted = false;
-    res.onAborted(() => {
-      aborted = true;
-    });
-    deps.probes.handle(path).then(
-      (answer) => {
-        if (aborted) return;
-        if (!answer) {
-          writeProblem(res, 404, problem(404, 'not-found', `no route for GET ${path}`));
-          return;
-        }
-        res.cork(() => {
-          res.writeStatus(String(answer.status)).writeHeader('content-type', answer.contentType).end(answer.body);
-        });
-      },
-      () => {
-        if (!aborted) writeProblem(res, 500, problem(500, 'internal', 'probe failed'));
-      },
-    );
-  });
-
-  app.any('/*', (res, req) => {
-    writeProblem(res, 405, problem(405, 'method-not-allowed', `${req.getMethod().toUpperCase()} is not allowed here`));
-  });
-
-  return {
-    push(seq, envelope) {
-      if (seq <= lastSeq) return;
-      if (!isEnvelope(envelope)) {
-        // Not written by ingest (a foreign publisher): browsers get only contract frames.
-        lastSeq = seq;
-        deps.log.warn({ seq }, 'skipped a stream message that is not a Falcon envelope');
+      const connection = ws.getUserData();
+      if (!feed) {
+        ws.end(CLOSE_TRY_AGAIN_LATER, 'gateway not ready');
         return;
       }
-      const frame = messageFrame(seq, envelope);
-      history.push(seq, frame);
-      lastSeq = seq;
-      app.publish(TOPIC, frame, false, false);
-      deps.metrics.frames.inc();
+      // Once closed (by uWS' close handler or by the fan-out) the socket is never touched again.
+      let subscriber: Subscriber | undefined;
+      subscriber = feed.fanOut.add(webSocketSink(ws, () => subscriber?.isClosed() ?? false));
+      connection.subscriber = subscriber;
+      const opened = subscriber;
+      feed.subscriptions.open(opened, connection.since).catch((err: unknown) => {
+        deps.log.warn({ err }, 'resume failed; closing the connection');
+        opened.sink.close(CLOSE_TRY_AGAIN_LATER, 'resume failed');
+        opened.closed();
+      });
     },
-    lastSeq: () => lastSeq,
-    clientCount: () => sockets.size,
+    drain: (ws) => ws.getUserData().subscriber?.drained(),
+    close: (ws) => ws.getUserData().subscriber?.closed(),
+  });
+
+  registerHttpRoutes(app, { ...deps, status: () => feed?.status() });
+
+  return {
     listen(port, host = '0.0.0.0') {
       return new Promise((resolve, reject) => {
         app.listen(host, port, (token) => {
@@ -300,11 +121,19 @@ export function createGateway(deps: GatewayDeps): Gateway {
         });
       });
     },
+    attach(next) {
+      feed = next;
+    },
+    broadcast(frame) {
+      app.publish(TOPIC, frame, false, false);
+    },
+    closeClients() {
+      accepting = false;
+      feed?.fanOut.closeAll(CLOSE_GOING_AWAY, 'gateway shutting down; reconnect with since');
+    },
     close() {
-      clearInterval(sweep);
       if (listenSocket) uWS.us_listen_socket_close(listenSocket);
       listenSocket = undefined;
-      for (const ws of [...sockets]) ws.end(CLOSE_GOING_AWAY, 'gateway shutting down; reconnect with since');
     },
   };
 }

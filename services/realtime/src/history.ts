@@ -55,15 +55,30 @@ export class FrameHistory {
    * them (i.e. nothing after `since` has been evicted); undefined otherwise.
    */
   after(since: number, lastPushedSeq: number): string[] | undefined {
-    if (since >= lastPushedSeq) return [];
+    return this.slice(since, lastPushedSeq)?.frames;
+  }
+
+  /** Whether every frame after `since` is still held. */
+  holds(since: number, lastPushedSeq: number): boolean {
+    if (since >= lastPushedSeq) return true;
     const first = this.firstSeq;
     // The ring is contiguous from `first` on, so it covers `since` iff since >= first - 1.
-    if (first === undefined || since < first - 1) return undefined;
-    const out: string[] = [];
+    return first !== undefined && since >= first - 1;
+  }
+
+  /** Like after(), with each frame's seq. */
+  slice(since: number, lastPushedSeq: number): { seqs: number[]; frames: string[] } | undefined {
+    if (!this.holds(since, lastPushedSeq)) return undefined;
+    const seqs: number[] = [];
+    const frames: string[] = [];
+    if (since >= lastPushedSeq) return { seqs, frames };
     for (let i = 0; i < this.size; i++) {
       const index = (this.start + i) % this.capacity;
-      if (this.seqs[index]! > since) out.push(this.frames[index]!);
+      if (this.seqs[index]! > since) {
+        seqs.push(this.seqs[index]!);
+        frames.push(this.frames[index]!);
+      }
     }
-    return out;
+    return { seqs, frames };
   }
 }

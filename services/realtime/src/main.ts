@@ -1,23 +1,74 @@
-import { connectNats, createLogger, falconNames, onShutdown, packageVersion } from '@falcon/shared';
-import { loadConfig } from './config.js';
-import { startRealtime } from './service.js';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connectNats, falconNames, runService, startupTimes, waitForStream } from '@falcon/shared';
+import { createSubscriptions } from './catch-up.js';
+import { loadConfig, pageConfig } from './config.js';
+import { createFanOut } from './fan-out.js';
+import { createReplay, liveFeedOpener, startFeed } from './feed.js';
+import { createGateway } from './gateway.js';
+import { FrameHistory } from './history.js';
+import { createRealtimeMetrics } from './metrics.js';
+import { createStreamBounds } from './pipeline-status.js';
+import { loadStaticFiles } from './static-files.js';
 
-const version = packageVersion(import.meta.url);
-const config = loadConfig(process.env);
-const log = createLogger({ service: 'realtime', version, level: config.logLevel });
+await runService({
+  name: 'realtime',
+  moduleUrl: import.meta.url,
+  loadConfig,
+  async start({ config, log, registry, probes, life, signal }) {
+    const metrics = createRealtimeMetrics(registry);
+    const names = falconNames(config.namespace);
+    const gateway = createGateway({
+      log,
+      probes,
+      files: loadStaticFiles(config.webDir),
+      pageConfig: (host) => pageConfig(config, host),
+      maxBackpressure: config.maxBackpressure,
+      idleTimeoutSeconds: config.idleTimeoutSeconds,
+    });
+    const port = await gateway.listen(config.port);
+    life.onStop('listener', () => gateway.close());
+    log.info({ port, ...startupTimes() }, 'listening');
 
-const link = await connectNats({ url: config.natsUrl, name: 'falcon-realtime', log });
-const service = await startRealtime(config, falconNames(config.namespace), link, log, version);
+    const link = await connectNats({ url: config.natsUrl, name: 'falcon-realtime', log, signal });
+    life.onStop('nats', () => link.nc.drain());
+    probes.addCheck('nats', link.isConnected);
+    const js = jetstream(link.nc);
+    const jsm = await jetstreamManager(link.nc);
+    const info = await waitForStream(jsm, names.stream, () => log.info({ stream: names.stream }, 'waiting for the stream'), signal);
+    const bounds = createStreamBounds(jsm, names, info.state.first_seq, log);
+    life.onStop('stream status', () => bounds.stop());
 
-const shutdown = onShutdown({
-  log,
-  timeoutMs: config.shutdownTimeoutMs,
-  steps: [{ name: 'nats', run: () => link.nc.drain() }, ...service.steps],
-});
-service.feed.done.then(
-  () => void shutdown('live feed ended'),
-  (err: unknown) => {
-    log.error({ err }, 'live feed failed');
-    void shutdown('live feed failed');
+    const fanOut = createFanOut({
+      log,
+      metrics,
+      history: new FrameHistory(config.historySize, config.historyMaxBytes),
+      startSeq: info.state.last_seq,
+      maxBackpressure: config.maxBackpressure,
+      broadcast: gateway.broadcast,
+    });
+    life.onStop('fan-out', () => fanOut.stop());
+    const feed = await startFeed({ open: liveFeedOpener(js, names, log), nextSeq: () => fanOut.lastSeq() + 1, push: fanOut.push, log, signal });
+    life.onStop('feed', () => feed.stop());
+    life.watch('live feed', feed.done);
+    probes.addCheck('feed', feed.isRunning);
+
+    gateway.attach({
+      fanOut,
+      subscriptions: createSubscriptions({
+        log,
+        fanOut,
+        replay: createReplay(js, names),
+        bounds,
+        metrics,
+        resumeBufferBytes: Math.floor(config.maxBackpressure / 2),
+        // Under the idle timeout, so a reader that stopped is closed with 1013 by this rule
+        // rather than cut by uWS' idle timer.
+        stallMs: Math.min(10_000, (config.idleTimeoutSeconds * 1000) / 2),
+      }),
+      status: () => ({ ...bounds.status(), clients: fanOut.size(), gatewayLastSeq: fanOut.lastSeq() }),
+    });
+    // First to stop: clients get 1001 and reconnect elsewhere while this replica drains.
+    life.onStop('clients', () => gateway.closeClients());
+    log.info({ stream: names.stream, fromSeq: info.state.last_seq + 1 }, 'following the stream');
   },
-);
+}, { env: process.env });

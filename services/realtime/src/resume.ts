@@ -4,7 +4,7 @@
  */
 export type ResumePlan =
   | { kind: 'live'; recovered: boolean }
-  | { kind: 'memory'; frames: string[] }
+  | { kind: 'memory'; fromSeq: number }
   | { kind: 'stream'; fromSeq: number };
 
 export interface ResumeState {
@@ -12,7 +12,8 @@ export interface ResumeState {
   lastSeq: number;
   /** Oldest seq the stream still holds (stream first_seq; lastSeq + 1 when empty). */
   streamFirstSeq: number;
-  fromMemory(since: number): string[] | undefined;
+  /** Whether the gateway's memory still holds every frame after `since`. */
+  inMemory(since: number): boolean;
 }
 
 export function planResume(since: number | undefined, state: ResumeState): ResumePlan {
@@ -22,9 +23,7 @@ export function planResume(since: number | undefined, state: ResumeState): Resum
   if (since === state.lastSeq) return { kind: 'live', recovered: true };
   // The stream no longer holds since + 1: the gap cannot be filled.
   if (since + 1 < state.streamFirstSeq) return { kind: 'live', recovered: false };
-  const frames = state.fromMemory(since);
-  if (frames) return { kind: 'memory', frames };
-  return { kind: 'stream', fromSeq: since + 1 };
+  return { kind: state.inMemory(since) ? 'memory' : 'stream', fromSeq: since + 1 };
 }
 
 /** `since` as the contract allows it: absent, or a non-negative integer. */

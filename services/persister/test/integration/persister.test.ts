@@ -12,6 +12,7 @@ import {
   ensureMessagesStream,
   ensurePersisterConsumer,
   Histogram,
+  MAX_PAYLOAD_DEPTH,
   messagesTable,
   newMessageId,
   Registry,
@@ -140,14 +141,26 @@ describe('persister against JetStream and Postgres', function () {
     await waitFor('the consumer to drain', async () => (await pending()) === 0, 30_000);
   });
 
-  it('dead-letters a message Postgres rejects while the rest of its batch is stored', async () => {
-    await publish(20, (i) => (i === 7 ? '{"broken": }' : `{"i":${i}}`));
+  it('dead-letters the messages it would never store, without asking Postgres, while the rest of their batch is stored', async () => {
+    await publish(10);
+    // A foreign publisher's messages whose head has the right shape: the gateway skips exactly these.
+    const foreign = [
+      `{"id":"${newMessageId()}","receivedAt":"2026-02-30T10:15:30.123Z","payload":{"i":10}}`,
+      encodeEnvelope(newMessageId(), new Date().toISOString(), '{"broken": }'),
+      encodeEnvelope(newMessageId(), new Date().toISOString(), `{"a":${'['.repeat(MAX_PAYLOAD_DEPTH)}${']'.repeat(MAX_PAYLOAD_DEPTH)}}`),
+    ];
+    for (const text of foreign) await js.publish(nats.names.subject, text);
+    await publish(9);
     await start();
     await waitFor('19 rows', async () => (await rowCount()) === 19);
-    await waitFor('a dead letter', async () => Number((await db.pool.query('SELECT count(*) AS n FROM dead_letters')).rows[0].n) === 1);
-    const dead = (await db.pool.query('SELECT seq, reason, envelope FROM dead_letters')).rows[0];
-    expect(dead.reason).to.match(/22P02|invalid input syntax for type json/);
-    expect(dead.envelope).to.contain('{"broken": }');
+    await waitFor('three dead letters', async () => Number((await db.pool.query('SELECT count(*) AS n FROM dead_letters')).rows[0].n) === 3);
+    const dead = (await db.pool.query('SELECT seq, reason, envelope FROM dead_letters ORDER BY seq')).rows;
+    expect(dead.map((d: { reason: string }) => d.reason)).to.deep.equal([
+      'undecodable stream message: not a Falcon envelope: receivedAt is not a real instant',
+      'undecodable stream message: not a Falcon envelope: the payload is not a JSON object',
+      `undecodable stream message: not a Falcon envelope: the payload nests deeper than ${MAX_PAYLOAD_DEPTH} levels`,
+    ]);
+    expect(dead.map((d: { envelope: string }) => d.envelope)).to.deep.equal(foreign);
     await waitFor('the consumer to drain', async () => (await pending()) === 0);
   });
 

@@ -1,8 +1,8 @@
 import type { JsMsg } from '@nats-io/jetstream';
 import { expect } from 'chai';
-import { Counter, createSilentLogger, Histogram, Registry } from '@falcon/shared';
+import { Backoff, Counter, createSilentLogger, Histogram, Registry } from '@falcon/shared';
 import type { BatchOutcome, Delivery } from '../../src/batch.js';
-import { databaseBackoff, startPersister, type MessageSource, type PersisterDeps } from '../../src/persister.js';
+import { DATABASE_BACKOFF, startPersister, type MessageSource, type PersisterDeps } from '../../src/persister.js';
 
 /** What a test can see of one fake stream message. */
 interface FakeMsg {
@@ -178,8 +178,8 @@ describe('persister loop (fake consumer and handler)', () => {
     expect(sleeps).to.deep.equal([250, 500, 1000, 2000, 250]);
     expect(health).to.deep.equal([false, false, false, false, true, false]);
     await persister.stop();
-    const schedule: number[] = [];
-    for (let ms = 0, i = 0; i < 8; i++) schedule.push((ms = databaseBackoff(ms)));
+    const backoff = new Backoff(DATABASE_BACKOFF);
+    const schedule = Array.from({ length: 8 }, () => backoff.next());
     expect(schedule).to.deep.equal([250, 500, 1000, 2000, 4000, 8000, 15_000, 15_000]);
   });
 

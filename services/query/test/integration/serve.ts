@@ -1,7 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type pg from 'pg';
-import { createMetricsRegistry, createProbes, createSilentLogger, type Registry } from '@falcon/shared';
+import { createMetricsRegistry, createProbes, createSilentLogger, logKoaErrors, type Registry } from '@falcon/shared';
 import { createApp } from '../../src/app.js';
 import { DEFAULT_EXPORT_LIMITS, type ExportLimits } from '../../src/exports.js';
 import { createQueryMetrics } from '../../src/metrics.js';
@@ -21,8 +21,9 @@ export async function serveQuery(pool: pg.Pool, options: { exports?: Partial<Exp
   const registry = createMetricsRegistry('query', 'test');
   const probes = createProbes(registry, {});
   probes.markStarted();
+  const log = createSilentLogger();
   const app = createApp({
-    log: createSilentLogger(),
+    log,
     probes,
     repository: createMessageRepository(pool),
     metrics: createQueryMetrics(registry),
@@ -31,6 +32,8 @@ export async function serveQuery(pool: pg.Pool, options: { exports?: Partial<Exp
     exports: { ...DEFAULT_EXPORT_LIMITS, ...options.exports },
     corsOrigins: options.corsOrigins ?? '*',
   });
+  // As main.ts does: a reader cut off mid-export is logged, not printed by koa.
+  logKoaErrors(app, log);
   const server = createServer(app.callback());
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;

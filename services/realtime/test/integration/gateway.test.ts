@@ -2,26 +2,38 @@ import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManage
 import { expect } from 'chai';
 import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
-import { createSilentLogger, DEFAULT_STREAM_OPTIONS, encodeEnvelope, ensureMessagesStream, messageFrameSchema, newMessageId, welcomeFrameSchema } from '@falcon/shared';
-import { loadConfig } from '../../src/config.js';
-import { startRealtime, type RealtimeService } from '../../src/service.js';
+import { DEFAULT_STREAM_OPTIONS, encodeEnvelope, ensureMessagesStream, messageFrameSchema, newMessageId, welcomeFrameSchema } from '@falcon/shared';
 import { testNats, type TestNats } from '../../../../test-support/infra.js';
+import { killServices, spawnService, type ServiceRun } from '../../../../test-support/service-process.js';
 import { openClient, type TestClient } from '../../../../test-support/ws-client.js';
 import { waitFor } from '../../../../scripts/stack.js';
 
+async function metric(url: string, name: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
+  return line ? Number(line.split(' ').pop()) : NaN;
+}
+
+/** The compiled gateway as its own process, as it ships. */
 describe('realtime gateway against JetStream', function () {
   this.timeout(60_000);
   let nats: TestNats;
   let js: JetStreamClient;
   let jsm: JetStreamManager;
-  const services: RealtimeService[] = [];
+  const services: ServiceRun[] = [];
   const clients: TestClient[] = [];
 
   async function gateway(env: Record<string, string> = {}): Promise<string> {
-    const config = loadConfig({ PORT: '0', FALCON_NAMESPACE: nats.names.namespace, ...env });
-    const service = await startRealtime(config, nats.names, { nc: nats.nc, isConnected: () => true }, createSilentLogger(), 'test');
+    const service = await spawnService('realtime', { NATS_URL: nats.url, FALCON_NAMESPACE: nats.names.namespace, ...env });
     services.push(service);
+    await waitFor('the gateway to be ready', async () => (await fetch(`${service.url}/readyz`)).status === 200, 20_000, 50);
     return `ws://127.0.0.1:${service.port}/ws`;
+  }
+
+  /** The last seq the gateway has pushed, from its status document. */
+  async function gatewayLastSeq(service: ServiceRun): Promise<number> {
+    const status = (await (await fetch(`${service.url}/status.json`)).json()) as { gatewayLastSeq: number };
+    return status.gatewayLastSeq;
   }
 
   async function client(url: string): Promise<TestClient> {
@@ -50,8 +62,10 @@ describe('realtime gateway against JetStream', function () {
 
   afterEach(async () => {
     await Promise.all(clients.splice(0).map((c) => c.close()));
-    for (const s of services.splice(0)) for (const step of [...s.steps].reverse()) await step.run();
+    const codes = await Promise.all(services.splice(0).map((s) => s.stop()));
+    await killServices();
     await nats.cleanup();
+    expect(codes.every((code) => code === 0), `exit codes ${codes.join(', ')}`).to.equal(true);
   });
 
   it('greets with welcome and then pushes every new message in seq order', async () => {
@@ -76,7 +90,7 @@ describe('realtime gateway against JetStream', function () {
   it('resumes from memory with since: no gap, no duplicate', async () => {
     const url = await gateway();
     await publish(20);
-    await waitFor('gateway to see 20', () => services[0]!.gateway.lastSeq() === 20);
+    await waitFor('gateway to see 20', async () => (await gatewayLastSeq(services[0]!)) === 20);
     const c = await client(`${url}?since=12`);
     await c.waitForSeq(20);
     expect(c.frames[0]).to.deep.equal({ type: 'welcome', lastSeq: 20, recovered: true });
@@ -89,7 +103,7 @@ describe('realtime gateway against JetStream', function () {
     await publish(300);
     const url = await gateway({ REALTIME_HISTORY_SIZE: '10' });
     await publish(100);
-    await waitFor('gateway to see 400', () => services[0]!.gateway.lastSeq() === 400);
+    await waitFor('gateway to see 400', async () => (await gatewayLastSeq(services[0]!)) === 400);
     const c = await client(`${url}?since=5`);
     const more = publish(200);
     await more;
@@ -153,8 +167,61 @@ describe('realtime gateway against JetStream', function () {
     const c = await client(await gateway());
     await waitFor('welcome', () => c.frames.length > 0);
     const service = services.pop()!;
-    for (const step of [...service.steps].reverse()) await step.run();
-    const { code } = await c.closed;
+    const [{ code }, exitCode] = await Promise.all([c.closed, service.stop('SIGTERM')]);
     expect(code).to.equal(1001);
+    expect(exitCode).to.equal(0);
+  });
+
+  it('pushes only what the persister would store: a foreign message whose payload is not JSON is skipped, live and on resume', async () => {
+    const url = await gateway();
+    const live = await client(url);
+    await waitFor('welcome', () => live.frames.length > 0);
+    await publish(1);
+    const foreign = await js.publish(nats.names.subject, encodeEnvelope(newMessageId(), new Date().toISOString(), '{"broken": '));
+    const notObject = await js.publish(nats.names.subject, encodeEnvelope(newMessageId(), new Date().toISOString(), '"just text"'));
+    await publish(1);
+    await live.waitForSeq(4);
+    expect(live.seqs()).to.deep.equal([1, 4]);
+    expect([foreign.seq, notObject.seq]).to.deep.equal([2, 3]);
+    // From memory and from the stream (a gateway with no memory), the same set.
+    const fromMemory = await client(`${url}?since=0`);
+    await fromMemory.waitForSeq(4);
+    expect(fromMemory.seqs()).to.deep.equal([1, 4]);
+    const replayed = await client(`${await gateway({ REALTIME_HISTORY_SIZE: '0' })}?since=0`);
+    await replayed.waitForSeq(4);
+    expect(replayed.seqs()).to.deep.equal([1, 4]);
+  });
+
+  it('delivers a resume of 10,000 frames of 1.1 KB from memory to a fast reader, complete and in order', async () => {
+    const url = await gateway({ REALTIME_HISTORY_SIZE: '20000' });
+    const pad = 'x'.repeat(1100);
+    for (let start = 0; start < 10_000; start += 500) {
+      await Promise.all(
+        Array.from({ length: 500 }, (_, i) => js.publish(nats.names.subject, encodeEnvelope(newMessageId(), new Date().toISOString(), `{"i":${start + i},"pad":"${pad}"}`))),
+      );
+    }
+    await waitFor('gateway to see 10,000', async () => (await gatewayLastSeq(services[0]!)) === 10_000, 30_000);
+    const reader = await client(`${url}?since=0`);
+    await reader.waitForSeq(10_000, 30_000);
+    expect(reader.seqs()).to.deep.equal(range(1, 10_000));
+    expect(reader.frames[0]).to.deep.equal({ type: 'welcome', lastSeq: 10_000, recovered: true });
+    expect(reader.ws.readyState).to.equal(reader.ws.OPEN);
+    expect(await metric(services[0]!.url, 'falcon_realtime_slow_disconnects_total')).to.equal(0);
+  });
+
+  it('closes a client that stops reading during a resume with 1013 and counts it as slow', async () => {
+    const url = await gateway({ REALTIME_HISTORY_SIZE: '5000', REALTIME_MAX_BACKPRESSURE_BYTES: String(64 * 1024), REALTIME_IDLE_TIMEOUT_SECONDS: '8' });
+    const pad = 'y'.repeat(4000);
+    for (let start = 0; start < 3000; start += 500) {
+      await Promise.all(Array.from({ length: 500 }, (_, i) => js.publish(nats.names.subject, encodeEnvelope(newMessageId(), new Date().toISOString(), `{"i":${start + i},"pad":"${pad}"}`))));
+    }
+    await waitFor('gateway to see 3,000', async () => (await gatewayLastSeq(services[0]!)) === 3000, 30_000);
+    const stuck = await client(`${url}?since=0`);
+    const socket = (stuck.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+    socket.pause();
+    await waitFor('the stuck client to be cut off', async () => (await metric(services[0]!.url, 'falcon_realtime_slow_disconnects_total')) >= 1, 30_000, 100);
+    socket.resume();
+    const { code } = await stuck.closed;
+    expect(code).to.equal(1013);
   });
 });

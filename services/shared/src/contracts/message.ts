@@ -1,3 +1,5 @@
+import { isUuid } from '../platform/uuid.js';
+
 /**
  * The message as it travels: ingest writes an envelope to the stream, the stream assigns
  * `seq`, and every reader turns envelope + seq into its own shape. The envelope is JSON text
@@ -75,19 +77,74 @@ export interface EnvelopeParts {
 const ENVELOPE_HEAD =
   /^\{"id":"([0-9a-f-]{36})","receivedAt":"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)",(?:"publisher":("(?:[^"\\\x00-\x1f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"),)?"payload":/;
 
-/** Whether text has the shape encodeEnvelope produces (head checked, payload not parsed). */
+/**
+ * Whether a stream message is one the pipeline carries: the persister stores exactly these and
+ * the gateway pushes exactly these (a foreign publisher's message that is not is dead-lettered
+ * by one and skipped by the other).
+ */
 export function isEnvelope(text: string): boolean {
-  return ENVELOPE_HEAD.test(text) && text.endsWith('}');
+  try {
+    splitEnvelope(text);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**
- * The inverse of encodeEnvelope without parsing the payload: the persister stores the text as
- * it is and lets Postgres validate it. Throws on anything encodeEnvelope did not produce.
+ * The deepest JSON nesting any Falcon message may have: ingest's INGEST_MAX_DEPTH cannot go
+ * above it, and Postgres refuses JSON nested a few times deeper ("stack depth limit exceeded").
+ */
+export const MAX_PAYLOAD_DEPTH = 10_000;
+
+/** How deeply JSON text nests, counting brackets outside strings. */
+function nestingDepth(text: string): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i += 1; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) deepest = Math.max(deepest, ++depth);
+    else if (c === 0x7d || c === 0x5d) depth -= 1;
+  }
+  return deepest;
+}
+
+function payloadProblem(text: string): string | undefined {
+  if (!text.startsWith('{')) return 'the payload is not a JSON object';
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return 'the payload is not a JSON object';
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'the payload is not a JSON object';
+  // Only text this long can nest this deep: short payloads skip the scan.
+  if (text.length > 2 * MAX_PAYLOAD_DEPTH && nestingDepth(text) > MAX_PAYLOAD_DEPTH) return `the payload nests deeper than ${MAX_PAYLOAD_DEPTH} levels`;
+  return undefined;
+}
+
+/**
+ * The inverse of encodeEnvelope: the payload stays text (the persister stores it as it is),
+ * but everything must be what ingest writes and Postgres takes: a UUID, a real instant, a
+ * JSON object no deeper than MAX_PAYLOAD_DEPTH. Throws on anything else, saying what is wrong.
  */
 export function splitEnvelope(envelopeJson: string): EnvelopeParts {
   const head = ENVELOPE_HEAD.exec(envelopeJson);
   if (!head || !envelopeJson.endsWith('}')) throw new Error('not a Falcon envelope');
-  const parts: EnvelopeParts = { id: head[1]!, receivedAt: head[2]!, payloadJson: envelopeJson.slice(head[0].length, -1) };
-  if (head[3] !== undefined) parts.publisher = JSON.parse(head[3]) as string;
+  const [, id, receivedAt, publisherJson] = head as unknown as [string, string, string, string | undefined];
+  if (!isUuid(id)) throw new Error('not a Falcon envelope: the id is not a UUID');
+  // Date rolls 2026-02-30 over to March: a round trip that changes the text is no real instant.
+  const time = new Date(receivedAt);
+  if (Number.isNaN(time.getTime()) || time.toISOString() !== receivedAt) throw new Error('not a Falcon envelope: receivedAt is not a real instant');
+  const payloadJson = envelopeJson.slice(head[0].length, -1);
+  const problem = payloadProblem(payloadJson);
+  if (problem) throw new Error(`not a Falcon envelope: ${problem}`);
+  const parts: EnvelopeParts = { id, receivedAt, payloadJson };
+  if (publisherJson !== undefined) parts.publisher = JSON.parse(publisherJson) as string;
   return parts;
 }

@@ -2,6 +2,7 @@
  * The JSON Schemas of the public contract (shared/CONTRACT.md), once. The OpenAPI document
  * served by ingest and query is assembled from them.
  */
+import { DEFAULT_PORTS } from './ports.js';
 const uuid = { type: 'string', format: 'uuid' } as const;
 const timestamp = { type: 'string', format: 'date-time', description: 'RFC 3339, UTC, milliseconds' } as const;
 const seq = { type: 'integer', minimum: 1, description: 'Position in the stream; strictly increasing in order of receipt' } as const;
@@ -96,7 +97,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
     info: {
       title: 'Falcon',
       version,
-      description: 'Realtime message pipeline. POST to ingest (port 8081), read from query (port 8082), watch on realtime (port 8080, GET /ws or GET /sse; their events are in asyncapi.yaml).',
+      description: `Realtime message pipeline. POST to ingest (port ${DEFAULT_PORTS.ingest}), read from query (port ${DEFAULT_PORTS.query}), watch on realtime (port ${DEFAULT_PORTS.realtime}, GET /ws or GET /sse; their events are in asyncapi.yaml).`,
     },
     paths: {
       '/api/messages': {

@@ -11,6 +11,7 @@ import {
   type StreamInfo,
 } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
+import { sleep } from '../platform/retry.js';
 import type { FalconNames } from './names.js';
 
 export interface StreamOptions {
@@ -108,7 +109,7 @@ export async function waitForStream(jsm: JetStreamManager, name: string, onWait:
     } catch (err) {
       if (!isApiError(err, STREAM_NOT_FOUND) || signal?.aborted) throw err;
       onWait();
-      await new Promise((resolve) => setTimeout(resolve, 1000));
+      await sleep(1000, signal);
     }
   }
 }

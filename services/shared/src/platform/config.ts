@@ -42,6 +42,8 @@ export const commonEnv = {
   LOG_LEVEL: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
   FALCON_NAMESPACE: { type: 'string', pattern: '^[a-z][a-z0-9_-]{0,31}$', default: 'falcon' },
   SHUTDOWN_TIMEOUT_MS: { type: 'integer', minimum: 1000, maximum: 600000, default: 20000 },
+  /** A second listener with only /healthz, /readyz and /metrics (the chart's `ops` port). */
+  OPS_PORT: { type: 'integer', minimum: 0, maximum: 65535 },
 } as const;
 
 export const natsEnv = {
@@ -66,6 +68,7 @@ export interface CommonConfig {
   LOG_LEVEL: string;
   FALCON_NAMESPACE: string;
   SHUTDOWN_TIMEOUT_MS: number;
+  OPS_PORT?: number;
   PORT: number;
 }
 
@@ -88,10 +91,12 @@ export interface ServiceBasics {
   logLevel: string;
   namespace: string;
   shutdownTimeoutMs: number;
+  /** Separate probes-and-metrics listener; undefined serves them on `port` only. */
+  opsPort: number | undefined;
 }
 
 export function serviceBasics(e: CommonConfig): ServiceBasics {
-  return { port: e.PORT, logLevel: e.LOG_LEVEL, namespace: e.FALCON_NAMESPACE, shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS };
+  return { port: e.PORT, logLevel: e.LOG_LEVEL, namespace: e.FALCON_NAMESPACE, shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS, opsPort: e.OPS_PORT };
 }
 
 export interface DatabaseSettings {

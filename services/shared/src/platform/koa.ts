@@ -56,3 +56,25 @@ export function opsMiddleware(probes: Probes): Middleware {
     await next();
   };
 }
+
+const CLIENT_GONE = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED']);
+
+/** The level an error koa reports through its `error` event deserves. */
+export function koaErrorLevel(err: unknown, clientGone = false): 'debug' | 'info' | 'error' {
+  const e = err as { code?: unknown; status?: unknown; expose?: unknown } | null;
+  // A client that hung up in the middle of a response (an aborted export) is routine.
+  if (clientGone || (typeof e?.code === 'string' && CLIENT_GONE.has(e.code))) return 'debug';
+  if (typeof e?.status === 'number' && e.status < 500) return 'info';
+  return 'error';
+}
+
+/**
+ * Routes koa's `error` event to the logger: without a listener koa prints a multi-line stack
+ * with console.error, which is neither JSON nor leveled.
+ */
+export function logKoaErrors(app: { on(event: 'error', listener: (err: Error, ctx?: Context) => void): unknown }, log: Logger): void {
+  app.on('error', (err, ctx) => {
+    const clientGone = Boolean(ctx?.req.destroyed && !ctx.res.writableFinished);
+    log[koaErrorLevel(err, clientGone)]({ err, method: ctx?.method, path: ctx?.path }, 'request error');
+  });
+}

@@ -1,7 +1,9 @@
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { natsServers } from './config.js';
 import { natsConnectionOptions, type NatsTransportSettings } from './nats-auth.js';
+import { retry } from './retry.js';
+import { maskUrl } from './logger.js';
 
 export type { NatsConnection };
 
@@ -11,6 +13,10 @@ export interface NatsOptions {
   log: Logger;
   /** Credentials and TLS (NATS_USER, NATS_TOKEN, NATS_CREDS_FILE, NATS_TLS_*, ...). */
   transport?: NatsTransportSettings;
+  /** Aborting it ends the connection attempts (a stop during start-up). */
+  signal?: AbortSignal;
+  /** More client options (credentials, TLS), passed through. */
+  connectOptions?: Partial<ConnectionOptions>;
 }
 
 export interface NatsLink {
@@ -20,20 +26,45 @@ export interface NatsLink {
 }
 
 /**
- * Connects and keeps reconnecting forever: a service outlives any NATS outage and reports it
- * through /readyz instead of exiting. Status changes are logged once each.
+ * Connects, retrying with a logged line per failed attempt (the client's own
+ * waitOnFirstConnect retries silently, which left a pod killed by its startup probe with an
+ * empty log), then keeps reconnecting forever: a service outlives any NATS outage and reports
+ * it through /readyz instead of exiting. Status changes are logged once each.
  */
 export async function connectNats(options: NatsOptions): Promise<NatsLink> {
-  const nc = await connect({
-    servers: natsServers(options.url),
-    name: options.name,
-    maxReconnectAttempts: -1,
-    reconnectTimeWait: 500,
-    waitOnFirstConnect: true,
-    pingInterval: 5_000,
-    maxPingOut: 2,
-    ...natsConnectionOptions(options.transport),
-  });
+  const servers = natsServers(options.url);
+  // Logged without passwords: a nats://user:pass@host URL is a credential.
+  const target = maskUrl(options.url);
+  options.log.info({ servers: target }, 'connecting to nats');
+  const nc = await retry(
+    async () => {
+      const attempt = connect({
+        servers,
+        name: options.name,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 500,
+        timeout: 5_000,
+        pingInterval: 5_000,
+        maxPingOut: 2,
+        ...natsConnectionOptions(options.transport),
+        ...options.connectOptions,
+      });
+      // A stop during an attempt abandons it; a connection that still opens is closed.
+      const onAbort = () => void attempt.then((late) => late.close()).catch(() => undefined);
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      attempt.then(
+        () => options.signal?.removeEventListener('abort', onAbort),
+        () => options.signal?.removeEventListener('abort', onAbort),
+      );
+      return attempt;
+    },
+    {
+      initialMs: 250,
+      maxMs: 5_000,
+      signal: options.signal,
+      onFailure: (err, attempt, retryInMs) => options.log.warn({ err, servers: target, attempt, retryInMs }, 'nats connection failed'),
+    },
+  );
   let connected = true;
   void (async () => {
     for await (const status of nc.status()) {

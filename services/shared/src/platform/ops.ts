@@ -18,6 +18,8 @@ export interface OpsResponse {
 }
 
 export interface Probes {
+  /** Adds a readiness check once the dependency it watches exists. */
+  addCheck(name: string, check: ReadinessCheck): void;
   /** Called once start-up is complete. Until then /readyz answers 503. */
   markStarted(): void;
   /** Called first on shutdown: /readyz turns 503 so load balancers stop sending traffic. */
@@ -33,7 +35,8 @@ const JSON_TYPE = 'application/json';
  * The three operational endpoints, independent of any HTTP framework so that koa, node:http
  * and uWS services answer them identically.
  */
-export function createProbes(registry: Registry, checks: Record<string, ReadinessCheck>): Probes {
+export function createProbes(registry: Registry, initialChecks: Record<string, ReadinessCheck> = {}): Probes {
+  const checks: Record<string, ReadinessCheck> = { ...initialChecks };
   let started = false;
   let draining = false;
 
@@ -58,6 +61,9 @@ export function createProbes(registry: Registry, checks: Record<string, Readines
   }
 
   return {
+    addCheck: (name, check) => {
+      checks[name] = check;
+    },
     markStarted: () => {
       started = true;
     },

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { retry } from './retry.js';
 
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
@@ -85,4 +86,30 @@ export async function pingDb(pool: Pool, timeoutMs = 1_000): Promise<boolean> {
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** host:port/database of a connection string, without credentials, for logs. */
+export function databaseTarget(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port || '5432'}${u.pathname}`;
+  } catch {
+    return 'unparseable DATABASE_URL';
+  }
+}
+
+/**
+ * Waits until the database answers, logging where it connects and each failed attempt; the
+ * pool itself connects lazily, so without this a service would look ready with no database.
+ */
+export async function waitForDatabase(pool: Pool, url: string, log: Logger, signal?: AbortSignal): Promise<void> {
+  const target = databaseTarget(url);
+  log.info({ database: target }, 'connecting to postgres');
+  await retry(() => pool.query('SELECT 1'), {
+    initialMs: 250,
+    maxMs: 5_000,
+    signal,
+    onFailure: (err, attempt, retryInMs) => log.warn({ err, database: target, attempt, retryInMs }, 'postgres connection failed'),
+  });
+  log.info({ database: target }, 'postgres connected');
 }

@@ -39,14 +39,19 @@ export function listen(server: Server, port: number, host = '0.0.0.0'): Promise<
 /**
  * Stops accepting, lets requests in flight finish, and closes keep-alive sockets: idle ones at
  * once, busy ones after their current response (a client that keeps a connection busy would
- * otherwise hold server.close() open until the shutdown deadline).
+ * otherwise hold server.close() open until the shutdown deadline). Whatever is still open
+ * after `graceMs` (a long export, a client that stopped reading) is cut, so the stop finishes
+ * within Kubernetes' grace period and exits 0.
  */
-export function closeHttpServer(server: Server): Promise<void> {
+export function closeHttpServer(server: Server, graceMs = 10_000): Promise<void> {
+  if (!server.listening) return Promise.resolve();
   return new Promise((resolve) => {
     server.on('request', (_req, res) => res.setHeader('connection', 'close'));
     const sweep = setInterval(() => server.closeIdleConnections(), 50);
+    const force = setTimeout(() => server.closeAllConnections(), graceMs);
     server.close(() => {
       clearInterval(sweep);
+      clearTimeout(force);
       resolve();
     });
     server.closeIdleConnections();

@@ -6,6 +6,8 @@ import {
   splitEnvelope,
   welcomeFrame,
   decodeEnvelope,
+  isEnvelope,
+  MAX_PAYLOAD_DEPTH,
 } from '../../src/index.js';
 
 describe('falconNames', () => {
@@ -55,6 +57,26 @@ describe('message envelope', () => {
 
   it('builds the welcome frame', () => {
     expect(JSON.parse(welcomeFrame(12, true))).to.deep.equal({ type: 'welcome', lastSeq: 12, recovered: true });
+  });
+
+  it('rejects an envelope whose payload is not a JSON object, as the persister and the gateway both must', () => {
+    for (const payloadJson of ['{"a":', '{"a":1}}', '"text"', '[1]', 'null', '{"a":1} trailing', '{bad}']) {
+      const envelope = encodeEnvelope(id, receivedAt, payloadJson);
+      expect(() => splitEnvelope(envelope), payloadJson).to.throw(/not a Falcon envelope/);
+      expect(isEnvelope(envelope), payloadJson).to.equal(false);
+    }
+    expect(isEnvelope(encodeEnvelope(id, receivedAt, payload))).to.equal(true);
+  });
+
+  it('rejects what Postgres would refuse: an id that is not a UUID, a date that does not exist, nesting past the limit', () => {
+    expect(() => splitEnvelope(encodeEnvelope('-'.repeat(36), receivedAt, '{}'))).to.throw(/id is not a UUID/);
+    expect(() => splitEnvelope(encodeEnvelope(id, '2026-02-30T10:15:30.123Z', '{}'))).to.throw(/not a real instant/);
+    const deep = (n: number) => `{"a":${'['.repeat(n)}${']'.repeat(n)}}`;
+    expect(() => splitEnvelope(encodeEnvelope(id, receivedAt, deep(MAX_PAYLOAD_DEPTH)))).to.throw(/nests deeper/);
+    expect(splitEnvelope(encodeEnvelope(id, receivedAt, deep(MAX_PAYLOAD_DEPTH - 1))).payloadJson).to.equal(deep(MAX_PAYLOAD_DEPTH - 1));
+    // Brackets inside strings do not count.
+    const quoted = `{"s":"${'['.repeat(3 * MAX_PAYLOAD_DEPTH)}\\\"x"}`;
+    expect(splitEnvelope(encodeEnvelope(id, receivedAt, quoted)).payloadJson).to.equal(quoted);
   });
 
   it('rejects text that is not an envelope', () => {

@@ -17,7 +17,7 @@ import { connect, nuid } from '@nats-io/transport-node';
 import pg from 'pg';
 import { parse, parseAllDocuments } from 'yaml';
 import { falconNames } from '@falcon/shared';
-import { buildImages, imageRef, type BuildReport } from '../../scripts/image/build.js';
+import { buildImages, imageRef } from '../../scripts/image/build.js';
 import { podman, PODMAN_QUIRKS } from '../../scripts/image/podman.js';
 import { ROOT, waitFor } from '../../scripts/stack.js';
 import { CHART, podContainer, renderChart, workloads, type Doc, type PodContainer, type Probe } from './chart-pods.js';
@@ -27,16 +27,6 @@ const DATABASE_URL = process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0
 const SERVICES = ['ingest', 'persister', 'query', 'realtime'] as const;
 const RUN_ID = nuid.next().toLowerCase().slice(-10);
 const LABEL = { 'falcon.test': `image-${RUN_ID}` };
-
-let built: Promise<BuildReport> | undefined;
-/** One build per test run, shared by every suite below (cached layers make a rebuild cheap). */
-function build(): Promise<BuildReport> {
-  built ??= buildImages((line) => console.log(`      ${line}`)).then((report) => {
-    console.log(`      ${report.summary}`);
-    return report;
-  });
-  return built;
-}
 
 /** A fresh database and stream namespace on this machine's Postgres and NATS. */
 async function isolate(prefix: string) {
@@ -140,7 +130,9 @@ describe('container image', function () {
   this.timeout(20 * 60_000);
 
   before(async () => {
-    await build();
+    // Cached layers make this quick after the first run; the summary is the test's report.
+    const report = await buildImages((line) => console.log(`      ${line}`));
+    console.log(`      ${report.summary}`);
   });
 
   after(removeContainers);
@@ -176,7 +168,6 @@ describe('container image', function () {
     };
 
     before(async function () {
-      await build();
       db = await isolate('img');
       docs = renderChart(chartValues('runtime', db.databaseUrl, db.namespace));
       const { migrate, services } = workloads(docs);
@@ -274,7 +265,6 @@ describe('container image', function () {
     const nameOf = (component: string) => `falcon-${RUN_ID}-dev-${component}`;
 
     before(async function () {
-      await build();
       db = await isolate('dev');
       const docs = [...renderChart(['-f', join(ROOT, 'deploy', 'falcon-values.dev.yaml'), ...chartValues('dev', db.databaseUrl, db.namespace)]), ...deployObjects()];
       // Ingest creates the stream the gateway waits for.

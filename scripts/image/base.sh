@@ -28,7 +28,7 @@ mkdir -p "$cache/debs"
 exec 9>"$cache/lock"
 flock 9
 
-recipe="$( { cat "$0"; echo "$NODE_VERSION $NPM_VERSION $SUITE $node_arch"; } | sha256sum | cut -c1-16)"
+recipe="$( { cat "$0" "$here/docker-entrypoint.sh"; echo "$NODE_VERSION $NPM_VERSION $SUITE $node_arch"; } | sha256sum | cut -c1-16)"
 current="$(podman image inspect --format '{{ index .Labels "falcon.base.recipe" }}' "$IMAGE" 2>/dev/null || true)"
 if [ "$current" = "$recipe" ] && [ "${FALCON_BASE_REBUILD:-0}" != 1 ]; then
   echo "base image $IMAGE is up to date (recipe $recipe)"

@@ -76,11 +76,6 @@ export async function buildImages(log: (line: string) => void = () => {}): Promi
   return { baseSeconds, targets, sizes, summary };
 }
 
-/** Removes the tagged images (the layer cache stays), e.g. before measuring a build. */
-export async function removeImages(): Promise<void> {
-  await podman(['rmi', '--force', ...TAGGED.map(imageRef)], { allowFailure: true });
-}
-
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const report = await buildImages((line) => console.log(line));
   console.log(report.summary);

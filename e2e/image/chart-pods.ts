@@ -8,8 +8,7 @@
  * variable that carries it (PORT, OPS_PORT, ...).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { freePort, ROOT } from '../../scripts/stack.js';
@@ -129,9 +128,10 @@ function probe(spec: any, ports: Record<string, number>, containerPorts: any[]):
 
 /**
  * The podman arguments for the first container of `workload`'s pod template. `name` becomes
- * the container's name; `labels` are added so a test can find and remove what it started.
+ * the container's name; `labels` are added so a test can find and remove what it started;
+ * ConfigMap and Secret volumes are written as files under `volumeDir` (the caller removes it).
  */
-export async function podContainer(workload: Doc, docs: Doc[], name: string, labels: Record<string, string>): Promise<PodContainer> {
+export async function podContainer(workload: Doc, docs: Doc[], name: string, labels: Record<string, string>, volumeDir: string): Promise<PodContainer> {
   const pod = workload.spec.template.spec;
   const container = pod.containers[0];
   const env = resolveEnv(container, docs, name);
@@ -174,7 +174,7 @@ export async function podContainer(workload: Doc, docs: Doc[], name: string, lab
     } else if (volume.configMap || volume.secret) {
       const data = volume.configMap ? source(docs, 'ConfigMap', volume.configMap.name) : source(docs, 'Secret', volume.secret.secretName);
       const items: { key: string; path: string }[] = (volume.configMap ?? volume.secret).items ?? Object.keys(data).map((key) => ({ key, path: key }));
-      const dir = mkdtempSync(join(tmpdir(), `falcon-vol-${mount.name}-`));
+      const dir = join(volumeDir, name, mount.name);
       for (const item of items) {
         if (data[item.key] === undefined) throw new Error(`${name}: volume ${mount.name} key ${item.key} is missing`);
         mkdirSync(dirname(join(dir, item.path)), { recursive: true });

@@ -27,6 +27,8 @@ const DATABASE_URL = process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0
 const SERVICES = ['ingest', 'persister', 'query', 'realtime'] as const;
 const RUN_ID = nuid.next().toLowerCase().slice(-10);
 const LABEL = { 'falcon.test': `image-${RUN_ID}` };
+/** ConfigMap and Secret volumes of the containers, as files. */
+const VOLUMES = mkdtempSync(join(tmpdir(), 'falcon-image-volumes-'));
 
 /** A fresh database and stream namespace on this machine's Postgres and NATS. */
 async function isolate(prefix: string) {
@@ -135,7 +137,10 @@ describe('container image', function () {
     console.log(`      ${report.summary}`);
   });
 
-  after(removeContainers);
+  after(async () => {
+    await removeContainers();
+    rmSync(VOLUMES, { recursive: true, force: true });
+  });
 
   it('runs as a numeric non-root user, so runAsNonRoot can verify it', async () => {
     for (const target of ['runtime', 'dev']) {
@@ -174,7 +179,7 @@ describe('container image', function () {
       expect([...services.keys()].sort()).to.deep.equal([...SERVICES].sort());
 
       // The migration hook Job first, to completion within its deadline.
-      const job = await podContainer(migrate, docs, nameOf('migrate'), LABEL);
+      const job = await podContainer(migrate, docs, nameOf('migrate'), LABEL, VOLUMES);
       expect(job.image).to.equal(imageRef('runtime'));
       const started = Date.now();
       const result = await podman(['run', ...job.runArgs, job.image, ...job.args], { allowFailure: true });
@@ -185,7 +190,7 @@ describe('container image', function () {
       for (const group of [['ingest'], ['persister', 'query', 'realtime']]) {
         await Promise.all(
           group.map(async (component) => {
-            const c = await podContainer(services.get(component)!, docs, nameOf(component), LABEL);
+            const c = await podContainer(services.get(component)!, docs, nameOf(component), LABEL, VOLUMES);
             containers.set(component, c);
             await podman(['run', '--detach', ...c.runArgs, c.image, ...c.args]);
             await waitProbes(nameOf(component), c);
@@ -269,7 +274,7 @@ describe('container image', function () {
       const docs = [...renderChart(['-f', join(ROOT, 'deploy', 'falcon-values.dev.yaml'), ...chartValues('dev', db.databaseUrl, db.namespace)]), ...deployObjects()];
       // Ingest creates the stream the gateway waits for.
       for (const component of ['ingest', 'realtime']) {
-        const c = await podContainer(workloads(docs).services.get(component)!, docs, nameOf(component), LABEL);
+        const c = await podContainer(workloads(docs).services.get(component)!, docs, nameOf(component), LABEL, VOLUMES);
         expect(c.image).to.equal(imageRef('dev'));
         dev.set(component, c);
         await podman(['run', '--detach', ...c.runArgs, c.image, ...c.args]);

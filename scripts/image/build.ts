@@ -76,7 +76,13 @@ export async function buildImages(log: (line: string) => void = () => {}): Promi
   return { baseSeconds, targets, sizes, summary };
 }
 
+// No top-level await: the test imports this module, and mocha may load it through require().
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const report = await buildImages((line) => console.log(line));
-  console.log(report.summary);
+  buildImages((line) => console.log(line)).then(
+    (report) => console.log(report.summary),
+    (error: unknown) => {
+      console.error(error);
+      process.exitCode = 1;
+    },
+  );
 }

@@ -6,7 +6,7 @@
  * the dev image through Tilt's live update as the pod's user.
  */
 import { spawn } from 'node:child_process';
-import { createHmac } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,6 +20,7 @@ import { falconNames } from '@falcon/shared';
 import { buildImages, imageRef } from '../../scripts/image/build.js';
 import { podman, PODMAN_QUIRKS } from '../../scripts/image/podman.js';
 import { ROOT, waitFor } from '../../scripts/stack.js';
+import { mintToken } from '../../test-support/tokens.js';
 import { CHART, podContainer, renderChart, workloads, type Doc, type PodContainer, type Probe } from './chart-pods.js';
 
 const NATS_URL = process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222';
@@ -59,7 +60,8 @@ async function isolate(prefix: string) {
 
 /** The chart's own values.yaml, to pass only keys this version of the chart has. */
 const chartDefaults = parse(readFileSync(join(CHART, 'values.yaml'), 'utf8')) as Record<string, unknown>;
-const JWT_SECRET = `image-test-${nuid.next()}`;
+// HS256 wants at least 256 bits of key (RFC 7518 3.2); the chart and the services check it.
+const JWT_SECRET = randomBytes(32).toString('hex');
 
 /**
  * Values that must differ here: the image just built, this machine's NATS and Postgres, and
@@ -71,14 +73,6 @@ function chartValues(target: string, databaseUrl: string, namespace: string): st
   const values = [`image.repository=${repository}`, `image.tag=${tag}`, `nats.url=${NATS_URL}`, `postgres.url=${databaseUrl}`, `namespace=${namespace}`];
   if (chartDefaults['auth']) values.push('auth.enabled=true', `auth.jwtSecret=${JWT_SECRET}`);
   return values.flatMap((v) => ['--set', v]);
-}
-
-/** An HS256 JWT (RFC 7519) with every scope, signed with this run's secret. */
-function token(): string {
-  const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
-  const now = Math.floor(Date.now() / 1000);
-  const unsigned = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub: 'image-test', scope: 'messages:write messages:read messages:subscribe', iat: now, exp: now + 3600 })}`;
-  return `${unsigned}.${createHmac('sha256', Buffer.from(JWT_SECRET, 'utf8')).update(unsigned).digest('base64url')}`;
 }
 
 /** The Secrets and ConfigMaps in deploy/ that Tilt applies next to the chart (dev values refer to them). */
@@ -216,7 +210,7 @@ describe('container image', function () {
     it('passes the black-box e2e suite against the containers', async () => {
       const child = spawn('npm', ['run', '--silent', 'test:e2e'], {
         cwd: ROOT,
-        env: { ...process.env, INGEST_URL: url('ingest'), QUERY_URL: url('query'), REALTIME_URL: url('realtime'), PERSISTER_URL: url('persister'), FALCON_TOKEN: token() },
+        env: { ...process.env, INGEST_URL: url('ingest'), QUERY_URL: url('query'), REALTIME_URL: url('realtime'), PERSISTER_URL: url('persister'), FALCON_TOKEN: await mintToken({ sub: 'image-test' }, JWT_SECRET) },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let output = '';

@@ -1,10 +1,13 @@
 // Falcon live page: plain JavaScript, no build step. Payloads are only ever written with
-// textContent, never as HTML.
+// textContent, never as HTML. Served under a strict Content-Security-Policy: no inline script
+// or style, connections only to its own origin and the configured ingest and query URLs.
 const MAX_ROWS = 500;
 /** Persisted messages shown on opening, read from the query API. */
 const RECENT = 100;
 const RECONNECT_MIN_MS = 250;
 const RECONNECT_MAX_MS = 10_000;
+/** sessionStorage key of a token typed into the page: it lives as long as the tab, never longer. */
+const TOKEN_KEY = 'falcon.accessToken';
 
 const $ = (id) => document.getElementById(id);
 const els = {
@@ -12,6 +15,7 @@ const els = {
   pipe: { received: $('pipe-received'), persisted: $('pipe-persisted'), backlog: $('pipe-backlog'), backlogDetail: $('pipe-backlog-detail'), clients: $('pipe-clients') },
   lastSeq: $('stat-last-seq'), received: $('stat-received'), latency: $('stat-latency'), reconnects: $('stat-reconnects'),
   form: $('send-form'), payload: $('payload'), result: $('send-result'),
+  tokenSection: $('token-section'), tokenForm: $('token-form'), token: $('token'), tokenReason: $('token-reason'),
 };
 
 const state = {
@@ -24,9 +28,49 @@ const state = {
   latencies: [],
   queue: [],
   ws: undefined,
+  retry: undefined,
   delay: RECONNECT_MIN_MS,
-  config: { ingestUrl: '', queryUrl: '' },
+  // `token`: the read/subscribe token the operator configured for the page (REALTIME_PAGE_TOKEN).
+  config: { ingestUrl: '', queryUrl: '', token: undefined },
+  // A token typed into the page; it takes the place of the configured one.
+  typedToken: undefined,
 };
+
+function readTypedToken() {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY) ?? undefined;
+  } catch {
+    return undefined; // storage disabled: the token then lives in memory only
+  }
+}
+
+function keepTypedToken(token) {
+  state.typedToken = token;
+  try {
+    if (token === undefined) sessionStorage.removeItem(TOKEN_KEY);
+    else sessionStorage.setItem(TOKEN_KEY, token);
+  } catch {
+    // memory only
+  }
+}
+
+/** The bearer token for ingest, query and /ws, or undefined when the page runs without one. */
+function accessToken() {
+  return state.typedToken ?? state.config.token ?? undefined;
+}
+
+/** Authorization for fetch (RFC 6750 section 2.1). */
+function authHeaders() {
+  const token = accessToken();
+  return token === undefined ? {} : { authorization: `Bearer ${token}` };
+}
+
+/** Shows the token field with why it is needed. */
+function askForToken(reason) {
+  els.tokenReason.textContent = reason;
+  els.tokenSection.hidden = false;
+}
+
 
 function setConnection(kind, text) {
   els.conn.dataset.state = kind;
@@ -107,7 +151,8 @@ async function loadRecent() {
     const url = new URL('/api/messages', state.config.queryUrl || location.href);
     url.searchParams.set('after', String(after));
     url.searchParams.set('limit', String(RECENT));
-    const res = await fetch(url, { cache: 'no-store' });
+    const res = await fetch(url, { cache: 'no-store', headers: authHeaders() });
+    if (res.status === 401 || res.status === 403) return { rows: [], since: after, refused: res.status };
     if (!res.ok) return { rows: [], since: after };
     const rows = await res.json();
     return { rows, since: rows.length > 0 ? rows[rows.length - 1].seq : after };
@@ -123,9 +168,29 @@ function showHistory(rows) {
   els.empty.hidden = rows.length > 0;
 }
 
+/** Closes the live connection, if any, without reconnecting. */
+function disconnect() {
+  clearTimeout(state.retry);
+  state.retry = undefined;
+  const ws = state.ws;
+  state.ws = undefined;
+  if (!ws) return;
+  ws.onclose = null;
+  ws.onmessage = null;
+  ws.close();
+}
+
 /** On opening and when a resume cannot be served: load from the query API, then go live after it. */
 async function reload() {
-  const { rows, since } = await loadRecent();
+  const { rows, since, refused } = await loadRecent();
+  if (refused) {
+    // Without a token the live stream refuses too: wait for one rather than retry in a loop.
+    setConnection('offline', 'needs an access token');
+    askForToken(refused === 401
+      ? (accessToken() === undefined ? 'This Falcon needs an access token with messages:read and messages:subscribe.' : 'The access token was refused (expired or not valid here).')
+      : 'This access token may not read messages: it needs messages:read and messages:subscribe.');
+    return;
+  }
   showHistory(rows);
   state.lastSeq = since;
   state.justLoaded = true;
@@ -149,9 +214,13 @@ function onMessage(m) {
 }
 
 function connect() {
+  state.retry = undefined;
   const url = new URL('/ws', location.href);
   url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
   if (state.lastSeq !== undefined) url.searchParams.set('since', String(state.lastSeq));
+  // Browsers cannot set headers on a WebSocket: the contract takes the token in the query.
+  const token = accessToken();
+  if (token !== undefined) url.searchParams.set('access_token', token);
   const ws = new WebSocket(url);
   state.ws = ws;
   setConnection('connecting', state.lastSeq === undefined ? 'connecting…' : `resuming after #${state.lastSeq}…`);
@@ -163,10 +232,7 @@ function connect() {
         if (!state.justLoaded) {
           // The stream no longer holds what follows lastSeq (trimmed, or recreated with new
           // seqs): keeping lastSeq would drop every message up to it. Reload from the query API.
-          ws.onclose = null;
-          ws.onmessage = null;
-          ws.close();
-          state.ws = undefined;
+          disconnect();
           notice('The stream could not resume where this page was; reloaded the latest messages from the query API.');
           void reload();
           return;
@@ -190,10 +256,16 @@ function connect() {
     state.ws = undefined;
     state.reconnects += 1;
     els.reconnects.textContent = String(state.reconnects);
+    if (event.code === 1008) {
+      // The token expired (or was revoked): the operator may have configured a new one.
+      setConnection('offline', 'access token expired');
+      void refreshConfig().then(reload);
+      return;
+    }
     const wait = state.delay;
     state.delay = Math.min(RECONNECT_MAX_MS, state.delay * 2);
     setConnection('offline', `disconnected (${event.code}); retrying in ${(wait / 1000).toFixed(1)} s`);
-    setTimeout(connect, wait);
+    state.retry = setTimeout(connect, wait);
   };
 }
 
@@ -211,7 +283,7 @@ async function send(event) {
   try {
     const res = await fetch(new URL('/api/messages', state.config.ingestUrl || location.href), {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'idempotency-key': crypto.randomUUID() },
+      headers: { 'content-type': 'application/json', 'idempotency-key': crypto.randomUUID(), ...authHeaders() },
       body: JSON.stringify(body),
     });
     const answer = await res.json();
@@ -220,6 +292,7 @@ async function send(event) {
     } else {
       els.result.className = 'error';
       els.result.textContent = `${res.status}: ${answer.detail ?? answer.title}`;
+      if (res.status === 401 || res.status === 403) askForToken('Posting needs an access token with messages:write (the page\'s own token can only read and subscribe).');
     }
   } catch (err) {
     els.result.className = 'error';
@@ -248,14 +321,31 @@ async function pollStatus() {
   setTimeout(pollStatus, 1000);
 }
 
-async function start() {
+async function refreshConfig() {
   try {
     const res = await fetch('/config.json', { cache: 'no-store' });
     if (res.ok) state.config = await res.json();
   } catch {
     // Posting and reading fall back to this origin.
   }
+}
+
+function useToken(event) {
+  event.preventDefault();
+  const token = els.token.value.trim();
+  els.token.value = '';
+  keepTypedToken(token === '' ? undefined : token);
+  els.tokenSection.hidden = true;
+  els.result.textContent = '';
+  disconnect();
+  void reload();
+}
+
+async function start() {
+  state.typedToken = readTypedToken();
+  await refreshConfig();
   els.form.addEventListener('submit', send);
+  els.tokenForm.addEventListener('submit', useToken);
   pollStatus();
   await reload();
 }

@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_PORTS, commonEnv, natsEnv, parseEnv, serviceBasics, type ServiceBasics, portEnv, type CommonConfig, type NatsConfig } from '@falcon/shared';
+import { ConfigError, DEFAULT_PORTS, SCOPES, commonEnv, natsEnv, parseEnv, serviceBasics, type ServiceBasics, portEnv, type CommonConfig, type NatsConfig, unverifiedScopes } from '@falcon/shared';
 
 export interface Config extends ServiceBasics {
   natsUrl: string;
@@ -8,6 +8,8 @@ export interface Config extends ServiceBasics {
   publicIngestUrl: string | undefined;
   /** Query URL the page reads its first messages from; undefined derives it from the page's host and query's default port. */
   publicQueryUrl: string | undefined;
+  /** REALTIME_PAGE_TOKEN: handed to every visitor of the page, so read and subscribe only. */
+  pageToken: string | undefined;
   historySize: number;
   /** Upper bound on the history's size in characters (about bytes). */
   historyMaxBytes: number;
@@ -22,8 +24,10 @@ const schema = {
     ...natsEnv,
     ...portEnv(DEFAULT_PORTS.realtime),
     REALTIME_WEB_DIR: { type: 'string', minLength: 1 },
-    REALTIME_PUBLIC_INGEST_URL: { type: 'string', minLength: 1 },
-    REALTIME_PUBLIC_QUERY_URL: { type: 'string', minLength: 1 },
+    // Origins only end up in the page's Content-Security-Policy: no spaces, commas or semicolons.
+    REALTIME_PUBLIC_INGEST_URL: { type: 'string', pattern: '^https?://[^\\s,;]+$' },
+    REALTIME_PUBLIC_QUERY_URL: { type: 'string', pattern: '^https?://[^\\s,;]+$' },
+    REALTIME_PAGE_TOKEN: { type: 'string', minLength: 1, maxLength: 16384 },
     REALTIME_HISTORY_SIZE: { type: 'integer', minimum: 0, maximum: 1000000, default: 10000 },
     REALTIME_HISTORY_MAX_BYTES: { type: 'integer', minimum: 0, maximum: 4294967296, default: 33554432 },
     REALTIME_MAX_BACKPRESSURE_BYTES: { type: 'integer', minimum: 1024, maximum: 268435456, default: 1048576 },
@@ -35,14 +39,37 @@ interface Env extends CommonConfig, NatsConfig {
   REALTIME_WEB_DIR?: string;
   REALTIME_PUBLIC_INGEST_URL?: string;
   REALTIME_PUBLIC_QUERY_URL?: string;
+  REALTIME_PAGE_TOKEN?: string;
   REALTIME_HISTORY_SIZE: number;
   REALTIME_HISTORY_MAX_BYTES: number;
   REALTIME_MAX_BACKPRESSURE_BYTES: number;
   REALTIME_IDLE_TIMEOUT_SECONDS: number;
 }
 
+/** The scopes a page token may carry: anyone who opens the page can read it from /config.json. */
+const PAGE_SCOPES: ReadonlySet<string> = new Set([SCOPES.read, SCOPES.subscribe]);
+
+function checkPublicUrls(e: Env): string[] {
+  const problems: string[] = [];
+  for (const name of ['REALTIME_PUBLIC_INGEST_URL', 'REALTIME_PUBLIC_QUERY_URL'] as const) {
+    const value = e[name];
+    if (value !== undefined && !URL.canParse(value)) problems.push(`${name}: must be an absolute http(s) URL`);
+  }
+  return problems;
+}
+
+function checkPageToken(token: string | undefined): string[] {
+  if (token === undefined) return [];
+  const scopes = unverifiedScopes(token);
+  if (!scopes) return ['REALTIME_PAGE_TOKEN: must be a JWT'];
+  const extra = [...scopes].filter((s) => !PAGE_SCOPES.has(s));
+  return extra.length === 0 ? [] : [`REALTIME_PAGE_TOKEN: is handed to every visitor of the page, so it may hold only ${[...PAGE_SCOPES].join(' ')} (it also holds ${extra.join(' ')})`];
+}
+
 export function loadConfig(env: Record<string, string | undefined>): Config {
   const e = parseEnv<Env>(schema, env);
+  const problems = [...checkPublicUrls(e), ...checkPageToken(e.REALTIME_PAGE_TOKEN)];
+  if (problems.length > 0) throw new ConfigError(problems);
   return {
     ...serviceBasics(e),
     natsUrl: e.NATS_URL,
@@ -50,21 +77,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     webDir: e.REALTIME_WEB_DIR ?? fileURLToPath(new URL('../../../web', import.meta.url)),
     publicIngestUrl: e.REALTIME_PUBLIC_INGEST_URL,
     publicQueryUrl: e.REALTIME_PUBLIC_QUERY_URL,
+    pageToken: e.REALTIME_PAGE_TOKEN,
     historySize: e.REALTIME_HISTORY_SIZE,
     historyMaxBytes: e.REALTIME_HISTORY_MAX_BYTES,
     maxBackpressure: e.REALTIME_MAX_BACKPRESSURE_BYTES,
     idleTimeoutSeconds: e.REALTIME_IDLE_TIMEOUT_SECONDS,
-  };
-}
-
-/**
- * Where the page posts (ingest) and reads its first messages (query): the operator's public
- * URLs, or the page's own host on the contract's default ports.
- */
-export function pageConfig(urls: Pick<Config, 'publicIngestUrl' | 'publicQueryUrl'>, host: string): Record<string, unknown> {
-  const hostname = host.replace(/:\d+$/, '') || '127.0.0.1';
-  return {
-    ingestUrl: urls.publicIngestUrl ?? `http://${hostname}:${DEFAULT_PORTS.ingest}`,
-    queryUrl: urls.publicQueryUrl ?? `http://${hostname}:${DEFAULT_PORTS.query}`,
   };
 }

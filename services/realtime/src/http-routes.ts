@@ -4,7 +4,7 @@ import type { StaticFile } from './static-files.js';
 
 export function writeProblem(res: uWS.HttpResponse, status: number, body: ReturnType<typeof problem>, headers: Record<string, string> = {}): void {
   res.cork(() => {
-    res.writeStatus(`${status} ${body.title}`).writeHeader('content-type', PROBLEM_CONTENT_TYPE);
+    res.writeStatus(`${status} ${body.title}`).writeHeader('content-type', PROBLEM_CONTENT_TYPE).writeHeader('x-content-type-options', 'nosniff');
     for (const [name, value] of Object.entries(headers)) res.writeHeader(name, value);
     res.end(JSON.stringify(body));
   });
@@ -13,15 +13,17 @@ export function writeProblem(res: uWS.HttpResponse, status: number, body: Return
 function writeJson(res: uWS.HttpResponse, body: unknown): void {
   const text = JSON.stringify(body);
   res.cork(() => {
-    res.writeHeader('content-type', 'application/json').writeHeader('cache-control', 'no-store').end(text);
+    res.writeHeader('content-type', 'application/json').writeHeader('cache-control', 'no-store').writeHeader('x-content-type-options', 'nosniff').end(text);
   });
 }
 
 export interface HttpRoutesDeps {
   probes: Probes;
   files: Map<string, StaticFile>;
-  /** The page's runtime configuration (ingest URL), given the request's Host header. */
+  /** The page's runtime configuration (ingest and query URLs, token), given the request's Host header. */
   pageConfig: (host: string) => Record<string, unknown>;
+  /** Security headers (CSP and friends) of the page and its files, given the request's Host header. */
+  pageHeaders: (host: string) => Record<string, string>;
   /** The pipeline's state for the page; undefined until the gateway follows the stream. */
   status: () => object | undefined;
 }
@@ -40,8 +42,11 @@ export function registerHttpRoutes(app: uWS.TemplatedApp, deps: HttpRoutesDeps):
     const path = req.getUrl();
     const file = deps.files.get(path);
     if (file) {
+      const headers = deps.pageHeaders(req.getHeader('host'));
       res.cork(() => {
-        res.writeHeader('content-type', file.contentType).writeHeader('cache-control', 'no-cache').end(file.body);
+        res.writeHeader('content-type', file.contentType).writeHeader('cache-control', 'no-cache');
+        for (const [name, value] of Object.entries(headers)) res.writeHeader(name, value);
+        res.end(file.body);
       });
       return;
     }

@@ -1,12 +1,13 @@
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connectNats, falconNames, runService, startupTimes, waitForStream } from '@falcon/shared';
 import { createSubscriptions } from './catch-up.js';
-import { loadConfig, pageConfig } from './config.js';
+import { loadConfig } from './config.js';
 import { createFanOut } from './fan-out.js';
 import { createReplay, liveFeedOpener, startFeed } from './feed.js';
 import { createGateway } from './gateway.js';
 import { FrameHistory } from './history.js';
 import { createRealtimeMetrics } from './metrics.js';
+import { pageConfig, pageHeaders } from './page-policy.js';
 import { createStreamBounds } from './pipeline-status.js';
 import { loadStaticFiles } from './static-files.js';
 
@@ -22,6 +23,7 @@ await runService({
       probes,
       files: loadStaticFiles(config.webDir),
       pageConfig: (host) => pageConfig(config, host),
+      pageHeaders: (host) => pageHeaders(config, host),
       maxBackpressure: config.maxBackpressure,
       idleTimeoutSeconds: config.idleTimeoutSeconds,
     });

@@ -15,6 +15,7 @@ export * from './platform/uuid.js';
 export * from './platform/runtime.js';
 export * from './platform/migrate.js';
 export * from './platform/auth.js';
+export * from './platform/token-claims.js';
 export * from './platform/rate-limit.js';
 export * from './platform/koa-guards.js';
 export * from './platform/nats-auth.js';

@@ -52,7 +52,8 @@ export interface Stack {
   namespace: string;
   urls: { ingest: string; query: string; realtime: string[]; persister: string[] };
   processes: ServiceProcess[];
-  start(service: ServiceName, replica?: number): Promise<ServiceProcess>;
+  /** Starts (or restarts) a replica; `env` adds to the stack's for this process only. */
+  start(service: ServiceName, replica?: number, env?: Record<string, string>): Promise<ServiceProcess>;
   /** Sends a signal and waits for the process to end. */
   kill(name: string, signal?: NodeJS.Signals): Promise<number | string>;
   stop(): Promise<void>;
@@ -212,7 +213,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const replicas = { ingest: 1, persister: 1, query: 1, realtime: 1, ...options.replicas };
   const portsByName = new Map<string, number>();
 
-  async function start(service: ServiceName, replica = 1): Promise<ServiceProcess> {
+  async function start(service: ServiceName, replica = 1, env: Record<string, string> = {}): Promise<ServiceProcess> {
     const name = replica === 1 ? service : `${service}-${replica}`;
     let port = portsByName.get(name);
     if (port === undefined) {
@@ -232,6 +233,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         ...(service === 'realtime' && stack.urls.ingest ? { REALTIME_PUBLIC_INGEST_URL: stack.urls.ingest } : {}),
         ...(service === 'realtime' && stack.urls.query ? { REALTIME_PUBLIC_QUERY_URL: stack.urls.query } : {}),
         ...options.env,
+        ...env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -3,11 +3,12 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { DEFAULT_STREAM_OPTIONS, ensureMessagesStream, falconNames } from '@falcon/shared';
 import { inParallel, postMessage } from '../../e2e/client.js';
 import { startLocalStack, type LocalStack } from '../../e2e/target.js';
 import { ROOT, waitFor } from '../../scripts/stack.js';
+import { ALL_SCOPES, mintToken, TEST_SECRET } from '../../test-support/tokens.js';
 
 const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 const SHOTS = join(ROOT, 'test-results', 'screenshots');
@@ -15,19 +16,72 @@ const SHOTS = join(ROOT, 'test-results', 'screenshots');
 /** The seqs of the rows on the page, top to bottom. */
 const rowSeqs = (page: Page) => page.$$eval('#messages tr', (rows) => rows.map((r) => Number((r as HTMLElement).dataset['seq'])));
 
+const LAUNCH_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+/** What a page reported against its Content-Security-Policy, and its uncaught errors. */
+interface PageWatch {
+  errors: string[];
+  /** Console messages about the policy ("Refused to ... because it violates ..."). */
+  cspConsole: string[];
+  /** `securitypolicyviolation` events: "directive blockedURI". */
+  violations(): Promise<string[]>;
+  /** Forgets what was recorded so far (after a test provoked violations on purpose). */
+  clear(): Promise<void>;
+}
+
+declare global {
+  interface Window {
+    __cspViolations?: string[];
+  }
+}
+
+/**
+ * Records every policy violation from the first byte on: the listener is installed by the
+ * browser before the page's own script (an init script runs outside the page's CSP).
+ */
+async function watchPage(page: Page): Promise<PageWatch> {
+  const watch = { errors: [] as string[], cspConsole: [] as string[] };
+  page.on('pageerror', (err) => watch.errors.push(err.message));
+  page.on('console', (msg) => {
+    if (/Content Security Policy/i.test(msg.text())) watch.cspConsole.push(msg.text());
+  });
+  await page.addInitScript(() => {
+    window.__cspViolations = [];
+    document.addEventListener('securitypolicyviolation', (e) => window.__cspViolations!.push(`${e.effectiveDirective} ${e.blockedURI}`));
+  });
+  return {
+    ...watch,
+    violations: () => page.evaluate(() => window.__cspViolations ?? []),
+    clear: async () => {
+      watch.cspConsole.length = 0;
+      await page.evaluate(() => window.__cspViolations?.splice(0));
+    },
+  };
+}
+
+/** Nothing on the page broke the policy or threw. */
+async function expectClean(watch: PageWatch): Promise<void> {
+  expect(await watch.violations(), 'securitypolicyviolation events').to.deep.equal([]);
+  expect(watch.cspConsole, 'console messages about the CSP').to.deep.equal([]);
+  expect(watch.errors, 'no uncaught errors on the page').to.deep.equal([]);
+}
+
+/** The policy's directives, by name. */
+function directives(policy: string | null): Map<string, string[]> {
+  return new Map((policy ?? '').split(';').map((d) => d.trim().split(/\s+/)).map(([name, ...values]) => [name!, values]));
+}
+
 describe('the live page in a real browser', function () {
   this.timeout(180_000);
   let stack: LocalStack;
   let browser: Browser;
   let page: Page;
-  let pageErrors: string[];
+  let watch: PageWatch;
 
   before(async () => {
-    stack = await startLocalStack();
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    // Auth off here (the next describe has it on), whatever E2E_AUTH says.
+    stack = await startLocalStack({ suiteAuth: false });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS });
   });
   after(async () => {
     await browser?.close();
@@ -35,15 +89,57 @@ describe('the live page in a real browser', function () {
   });
 
   beforeEach(async () => {
-    pageErrors = [];
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    page.on('pageerror', (err) => pageErrors.push(err.message));
+    watch = await watchPage(page);
     await page.goto(`${stack.realtime[0]}/`);
     await page.waitForSelector('#conn[data-state="live"]', { timeout: 20_000 });
   });
+  // Every session below is a normal one: nothing on the page may break its own policy.
   afterEach(async () => {
-    await page.close();
-    expect(pageErrors, 'no uncaught errors on the page').to.deep.equal([]);
+    try {
+      await expectClean(watch);
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('is served with a strict Content-Security-Policy, nosniff and no referrer, on the page and every file', async () => {
+    for (const path of ['/', '/index.html', '/app.js', '/style.css', '/favicon.svg']) {
+      const res = await fetch(`${stack.realtime[0]}${path}`);
+      await res.arrayBuffer();
+      expect(res.status, path).to.equal(200);
+      expect(res.headers.get('x-content-type-options'), path).to.equal('nosniff');
+      expect(res.headers.get('referrer-policy'), path).to.equal('no-referrer');
+      const d = directives(res.headers.get('content-security-policy'));
+      expect(d.get('default-src'), path).to.deep.equal(["'none'"]);
+      expect(d.get('script-src'), path).to.deep.equal(["'self'"]);
+      expect(d.get('style-src'), path).to.deep.equal(["'self'"]);
+      expect(d.get('frame-ancestors'), path).to.deep.equal(["'none'"]);
+      const gateway = new URL(stack.realtime[0]!);
+      // Ingest and query listen on other ports than the gateway: other origins, named one by one.
+      expect(d.get('connect-src'), path).to.deep.equal(["'self'", `ws://${gateway.host}`, `wss://${gateway.host}`, new URL(stack.ingest).origin, new URL(stack.query).origin]);
+    }
+    const index = await (await fetch(`${stack.realtime[0]}/`)).text();
+    expect(index, 'no inline script').not.to.match(/<script(?![^>]*\bsrc=)[^>]*>/i);
+    expect(index, 'no inline style or handlers').not.to.match(/<style|\sstyle=|\son[a-z]+=/i);
+  });
+
+  it('enforces its policy: an injected inline script, a foreign image and a foreign connection are blocked and reported', async () => {
+    const ran = await page.evaluate(async () => {
+      const script = document.createElement('script');
+      script.textContent = 'window.__injected = true';
+      document.body.append(script);
+      const img = document.createElement('img');
+      img.src = 'http://127.0.0.1:9/pixel.png';
+      document.body.append(img);
+      const fetched = await fetch('http://127.0.0.1:9/steal').then(() => true, () => false);
+      return { script: (window as unknown as { __injected?: boolean }).__injected === true, fetched };
+    });
+    expect(ran).to.deep.equal({ script: false, fetched: false });
+    await waitFor('three violations reported', async () => (await watch.violations()).length >= 3, 5_000, 50);
+    expect((await watch.violations()).sort()).to.deep.equal(['connect-src http://127.0.0.1:9/steal', 'img-src http://127.0.0.1:9/pixel.png', 'script-src-elem inline']);
+    expect(watch.cspConsole.length, 'Chromium says so on the console too').to.be.at.least(1);
+    await watch.clear();
   });
 
   it('shows messages posted over HTTP, newest first, with their seq', async () => {
@@ -93,9 +189,9 @@ describe('the live page in a real browser', function () {
   it('after a resume answers recovered: false (the stream was recreated), reloads and shows every new message', async () => {
     // Its own stack: recreating the stream leaves Postgres with rows of the old one, which the
     // other tests must not see.
-    const own = await startLocalStack();
+    const own = await startLocalStack({ suiteAuth: false });
     const ownPage = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    ownPage.on('pageerror', (err) => pageErrors.push(err.message));
+    const ownWatch = await watchPage(ownPage);
     try {
       await ownPage.goto(`${own.realtime[0]}/`);
       await ownPage.waitForSelector('#conn[data-state="live"]', { timeout: 20_000 });
@@ -127,6 +223,7 @@ describe('the live page in a real browser', function () {
       expect(payloads.slice(0, 3)).to.deep.equal([2, 1, 0].map((i) => JSON.stringify({ stream: 'new', i })));
       expect((await rowSeqs(ownPage)).slice(0, 3)).to.deep.equal([...fresh].reverse());
       expect(await ownPage.locator('#notice').isVisible()).to.equal(true);
+      await expectClean(ownWatch);
     } finally {
       await ownPage.close();
       await own.stop();
@@ -200,5 +297,105 @@ describe('the live page in a real browser', function () {
     await waitFor('persisted count to catch up', async () => (await page.locator('#pipe-persisted').textContent()) === (await page.locator('#pipe-received').textContent()), 20_000, 200);
     mkdirSync(SHOTS, { recursive: true });
     await page.screenshot({ path: join(SHOTS, 'live-page.png') });
+  });
+});
+
+describe('the live page with authentication on', function () {
+  this.timeout(180_000);
+  let stack: LocalStack;
+  let browser: Browser;
+  let context: BrowserContext;
+  let page: Page;
+  let watch: PageWatch;
+  let writer: Record<string, string>;
+  let pageToken: string;
+  const READ_SUBSCRIBE = 'messages:read messages:subscribe';
+
+  before(async () => {
+    pageToken = await mintToken({ sub: 'live-page', scope: READ_SUBSCRIBE });
+    writer = { authorization: `Bearer ${await mintToken({ sub: 'page-test-writer', scope: ALL_SCOPES })}` };
+    stack = await startLocalStack({ suiteAuth: false, env: { AUTH_JWT_SECRET: TEST_SECRET, REALTIME_PAGE_TOKEN: pageToken } });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS });
+  });
+  after(async () => {
+    await browser?.close();
+    await stack?.stop();
+  });
+
+  /** A page in a fresh context (its own storage) at the given gateway. */
+  async function open(gateway: string): Promise<void> {
+    context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    page = await context.newPage();
+    watch = await watchPage(page);
+    await page.goto(`${gateway}/`);
+  }
+  afterEach(async () => {
+    try {
+      await expectClean(watch);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('shows persisted and live messages with the read/subscribe token the gateway hands it', async () => {
+    expect((await fetch(`${stack.query}/api/messages?limit=1`)).status, 'query refuses without a token').to.equal(401);
+    expect(await (await fetch(`${stack.realtime[0]}/config.json`)).json()).to.have.property('token', pageToken);
+    let persisted: { seq: number; id: string } | undefined;
+    for (let i = 0; i < 3; i++) persisted = (await postMessage(stack.ingest, { auth: 'persisted', i }, writer)).body;
+    await waitFor('the earlier messages persisted', async () => (await fetch(`${stack.query}/api/messages/${persisted!.id}`, { headers: writer })).status === 200);
+    await open(stack.realtime[0]!);
+    await page.waitForSelector('#conn[data-state="live"]', { timeout: 20_000 });
+    await page.waitForSelector(`#messages tr[data-seq="${persisted!.seq}"]`);
+    expect(await page.locator(`#messages tr[data-seq="${persisted!.seq}"] td.lat`).textContent(), 'from the query API').to.equal('–');
+    const live = (await postMessage(stack.ingest, { auth: 'live', html: '<img src=x onerror="window.__pwned=1">' }, writer)).body;
+    const row = page.locator(`#messages tr[data-seq="${live.seq}"]`);
+    await row.waitFor({ timeout: 20_000 });
+    expect(await row.locator('td.payload').textContent()).to.equal(JSON.stringify({ auth: 'live', html: '<img src=x onerror="window.__pwned=1">' }));
+    expect(await row.locator('img').count()).to.equal(0);
+    expect(await page.locator('#token-section').isHidden(), 'no token asked for').to.equal(true);
+  });
+
+  it('posts only with a write token typed into the page, and keeps that token in the tab alone', async () => {
+    await open(stack.realtime[0]!);
+    await page.waitForSelector('#conn[data-state="live"]', { timeout: 20_000 });
+    // The page's own token may read and subscribe, not post.
+    await page.fill('#payload', '{"from":"the page token"}');
+    await page.click('#send');
+    await page.waitForFunction(() => /^403/.test(document.querySelector('#send-result')?.textContent ?? ''));
+    await page.waitForSelector('#token-section:not([hidden])');
+    await page.fill('#token', writer['authorization']!.replace('Bearer ', ''));
+    await page.click('#token-use');
+    await page.waitForSelector('#conn[data-state="live"]', { timeout: 20_000 });
+    await page.fill('#payload', '{"from":"a write token"}');
+    await page.click('#send');
+    await page.waitForFunction(() => /Accepted as #\d+/.test(document.querySelector('#send-result')?.textContent ?? ''));
+    const seq = Number(/#(\d+)/.exec((await page.locator('#send-result').textContent()) ?? '')![1]);
+    await page.locator(`#messages tr[data-seq="${seq}"]`).waitFor({ timeout: 20_000 });
+    const stored = await page.evaluate(() => ({ session: sessionStorage.length, local: localStorage.length, cookie: document.cookie }));
+    expect(stored).to.deep.equal({ session: 1, local: 0, cookie: '' });
+    expect(await context.cookies()).to.deep.equal([]);
+    // A new tab (a new session) starts without it.
+    const other = await context.newPage();
+    await other.goto(`${stack.realtime[0]}/`);
+    expect(await other.evaluate(() => sessionStorage.length)).to.equal(0);
+    await other.close();
+  });
+
+  it('without a configured token asks for one, and goes live once given a read/subscribe token', async () => {
+    const bare = await stack.stack.start('realtime', 2, { REALTIME_PAGE_TOKEN: '' });
+    try {
+      expect(await (await fetch(`${bare.url}/config.json`)).json()).not.to.have.property('token');
+      await open(bare.url);
+      await page.waitForSelector('#token-section:not([hidden])', { timeout: 20_000 });
+      expect(await page.locator('#conn-text').textContent()).to.equal('needs an access token');
+      await page.fill('#token', await mintToken({ sub: 'a-reader', scope: READ_SUBSCRIBE }));
+      await page.click('#token-use');
+      await page.waitForSelector('#conn[data-state="live"]', { timeout: 20_000 });
+      const { seq } = (await postMessage(stack.ingest, { auth: 'typed token' }, writer)).body;
+      await page.locator(`#messages tr[data-seq="${seq}"]`).waitFor({ timeout: 20_000 });
+      expect(await page.locator('#token-section').isHidden()).to.equal(true);
+    } finally {
+      await stack.stack.kill('realtime-2');
+    }
   });
 });

@@ -7,6 +7,7 @@ import { testNats, type TestNats } from '../../../../test-support/infra.js';
 import { killServices, spawnService, type ServiceRun } from '../../../../test-support/service-process.js';
 import { openClient, type TestClient } from '../../../../test-support/ws-client.js';
 import { waitFor } from '../../../../scripts/stack.js';
+import { mintToken } from '../../../../test-support/tokens.js';
 
 async function metric(url: string, name: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
@@ -161,6 +162,26 @@ describe('realtime gateway against JetStream', function () {
     const missing = await fetch(`${http}/nope`);
     expect(missing.status).to.equal(404);
     expect(missing.headers.get('content-type')).to.equal('application/problem+json');
+  });
+
+  it('serves the page under its Content-Security-Policy and hands it REALTIME_PAGE_TOKEN', async () => {
+    const token = await mintToken({ sub: 'live-page', scope: 'messages:read messages:subscribe' });
+    const http = (await gateway({ REALTIME_PAGE_TOKEN: token, REALTIME_PUBLIC_QUERY_URL: 'https://query.example.com' })).replace('ws://', 'http://').replace('/ws', '');
+    const page = await fetch(`${http}/`);
+    await page.arrayBuffer();
+    expect(page.headers.get('content-security-policy')).to.contain("script-src 'self'").and.to.contain('https://query.example.com');
+    expect(page.headers.get('x-content-type-options')).to.equal('nosniff');
+    expect(page.headers.get('referrer-policy')).to.equal('no-referrer');
+    expect(await (await fetch(`${http}/config.json`)).json()).to.deep.equal({ ingestUrl: 'http://127.0.0.1:8081', queryUrl: 'https://query.example.com', token });
+  });
+
+  it('refuses to start with a page token that could post, without printing it', async () => {
+    const token = await mintToken({ sub: 'live-page', scope: 'messages:read messages:subscribe messages:write' });
+    const run = await spawnService('realtime', { NATS_URL: nats.url, FALCON_NAMESPACE: nats.names.namespace, REALTIME_PAGE_TOKEN: token });
+    expect(await run.exited).to.not.equal(0);
+    const output = JSON.stringify(run.logs) + run.stderr.join('\n');
+    expect(output).to.contain('REALTIME_PAGE_TOKEN').and.to.contain('messages:write');
+    expect(output).not.to.contain(token);
   });
 
   it('closes clients with 1001 on shutdown so they reconnect elsewhere', async () => {

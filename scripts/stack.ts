@@ -229,6 +229,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         DATABASE_URL: options.databaseUrl,
         FALCON_NAMESPACE: namespace,
         PORT: String(port),
+        // The page, on the gateway's origin, calls ingest and query: any origin, for the local stack only.
+        CORS_ALLOW_ORIGINS: '*',
         // The page posts to this stack's ingest and reads from its query, wherever their ports landed.
         ...(service === 'realtime' && stack.urls.ingest ? { REALTIME_PUBLIC_INGEST_URL: stack.urls.ingest } : {}),
         ...(service === 'realtime' && stack.urls.query ? { REALTIME_PUBLIC_QUERY_URL: stack.urls.query } : {}),

@@ -43,7 +43,8 @@ export interface AppDeps {
   /** Deepest nesting accepted; Postgres refuses JSON nested ~20,000 levels deep. */
   maxDepth: number;
   retryAfterSeconds: number;
-  corsOrigins: string;
+  /** CORS_ALLOW_ORIGINS, for the live page on the realtime origin; absent: none. */
+  corsOrigins?: string | undefined;
   /** Bearer tokens with messages:write; absent or disabled: open. */
   auth?: Authenticator;
   /** Per sub (or client address without auth); absent: no limit. */
@@ -156,7 +157,7 @@ export function createApp(deps: AppDeps): Koa {
   );
 
   app.use(problemMiddleware(deps.log));
-  app.use(cors({ origin: corsOrigin(deps.corsOrigins), allowMethods: ['GET', 'POST', 'OPTIONS'], allowHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key'], exposeHeaders: CORS_EXPOSED, maxAge: 600 }));
+  if (deps.corsOrigins) app.use(cors({ origin: corsOrigin(deps.corsOrigins), allowMethods: ['GET', 'POST', 'OPTIONS'], allowHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key'], exposeHeaders: CORS_EXPOSED, maxAge: 600 }));
   app.use(opsMiddleware(deps.probes));
   app.use(router.routes());
   app.use(router.allowedMethods());

@@ -35,8 +35,8 @@ export interface Config extends ServiceBasics {
   retryAfterSeconds: number;
   /** Path of a JSON Schema every payload must satisfy; none means any object. */
   schemaFile: string | undefined;
-  /** Origins allowed to POST from a browser ('*' or a comma-separated list). */
-  corsOrigins: string;
+  /** Origins allowed to POST from a browser ('*' or a comma-separated list); undefined: none. */
+  corsOrigins: string | undefined;
   stream: StreamOptions;
   auth: AuthSettings;
   /** Undefined: no limit. */
@@ -81,7 +81,7 @@ interface Env extends CommonConfig, NatsConfig, NatsAuthConfig, AuthConfig {
   INGEST_PUBLISH_TIMEOUT_MS: number;
   INGEST_RETRY_AFTER_SECONDS: number;
   INGEST_SCHEMA_FILE?: string;
-  CORS_ALLOW_ORIGINS: string;
+  CORS_ALLOW_ORIGINS?: string;
 }
 
 export function loadConfig(env: Record<string, string | undefined>): Config {

@@ -7,7 +7,7 @@ export interface Config extends ServiceBasics, DatabaseSettings {
   exports: ExportLimits;
   auth: AuthSettings;
   /** CORS_ALLOW_ORIGINS: the live page reads its first messages from query. */
-  corsOrigins: string;
+  corsOrigins: string | undefined;
 }
 
 const schema = {
@@ -27,7 +27,7 @@ const schema = {
 
 interface Env extends CommonConfig, DatabaseConfig, AuthConfig {
   QUERY_DEFAULT_LIMIT: number;
-  CORS_ALLOW_ORIGINS: string;
+  CORS_ALLOW_ORIGINS?: string;
   QUERY_EXPORT_CONCURRENCY: number;
   QUERY_EXPORT_STATEMENT_TIMEOUT_MS: number;
   QUERY_EXPORT_STALL_TIMEOUT_MS: number;

@@ -236,6 +236,36 @@ describe('ingest with auth and a rate limit', () => {
   });
 });
 
+describe('ingest CORS', () => {
+  const preflight = (url: string, origin: string) =>
+    fetch(`${url}/api/messages`, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type,idempotency-key' } });
+
+  it('admits only the configured origins, with the Authorization header', async () => {
+    const { url, server } = await serve({ corsOrigins: 'https://falcon.example.com, https://other.example' });
+    try {
+      const page = await preflight(url, 'https://falcon.example.com');
+      expect(page.headers.get('access-control-allow-origin')).to.equal('https://falcon.example.com');
+      expect(page.headers.get('access-control-allow-headers')).to.match(/Authorization/);
+      expect(page.headers.get('vary')).to.match(/Origin/i);
+      const stranger = await preflight(url, 'https://evil.example');
+      expect(stranger.headers.get('access-control-allow-origin')).to.equal(null);
+      const posted = await post(url, '{}', { origin: 'https://evil.example', 'content-type': 'application/json' });
+      expect(posted.headers.get('access-control-allow-origin')).to.equal(null);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('admits no other origin when none is configured', async () => {
+    const { url, server } = await serve({ corsOrigins: undefined });
+    try {
+      expect((await preflight(url, 'http://127.0.0.1:8080')).headers.get('access-control-allow-origin')).to.equal(null);
+    } finally {
+      server.close();
+    }
+  });
+});
+
 describe('ingest metrics', () => {
   it('counts every answer once, by outcome', async () => {
     const registry = createMetricsRegistry('ingest', 'test');

@@ -119,6 +119,10 @@ describe('query against Postgres', function () {
     expect(page.headers.get('access-control-expose-headers')).to.match(/Link/);
     const other = await fetch(`${url}/api/messages?after=0&limit=1`, { headers: { origin: 'http://elsewhere.example' } });
     expect(other.headers.get('access-control-allow-origin')).to.equal(null);
+    // With auth on the page sends its token: the preflight must admit the header.
+    const preflight = await fetch(`${url}/api/messages`, { method: 'OPTIONS', headers: { origin: 'http://page.example', 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' } });
+    expect(preflight.headers.get('access-control-allow-origin')).to.equal('http://page.example');
+    expect(preflight.headers.get('access-control-allow-headers')).to.match(/Authorization/);
   });
 
   it('lists dead letters', async () => {

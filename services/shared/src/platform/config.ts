@@ -55,9 +55,12 @@ export const databaseEnv = {
   PG_POOL_MAX: { type: 'integer', minimum: 1, maximum: 100, default: 10 },
 } as const;
 
-/** Origins whose pages may call ingest and query from a browser (the live page's, at least). */
+/**
+ * Origins whose pages may call ingest and query from a browser (the live page's, at least).
+ * Unset: none. The chart sets the page's public URL; only the local stack sets `*`.
+ */
 export const corsEnv = {
-  CORS_ALLOW_ORIGINS: { type: 'string', minLength: 1, default: '*' },
+  CORS_ALLOW_ORIGINS: { type: 'string', minLength: 1 },
 } as const;
 
 export function portEnv(defaultPort: number) {

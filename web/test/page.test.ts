@@ -388,6 +388,8 @@ describe('the live page with authentication on', function () {
       await open(bare.url);
       await page.waitForSelector('#token-section:not([hidden])', { timeout: 20_000 });
       expect(await page.locator('#conn-text').textContent()).to.equal('needs an access token');
+      mkdirSync(SHOTS, { recursive: true });
+      await page.screenshot({ path: join(SHOTS, 'live-page-token.png') });
       await page.fill('#token', await mintToken({ sub: 'a-reader', scope: READ_SUBSCRIBE }));
       await page.click('#token-use');
       await page.waitForSelector('#conn[data-state="live"]', { timeout: 20_000 });

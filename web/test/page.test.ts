@@ -8,6 +8,7 @@ import { DEFAULT_STREAM_OPTIONS, ensureMessagesStream, falconNames } from '@falc
 import { inParallel, postMessage } from '../../e2e/client.js';
 import { startLocalStack, type LocalStack } from '../../e2e/target.js';
 import { ROOT, waitFor } from '../../scripts/stack.js';
+import { expectNoInlineCode, expectStrictPageHeaders } from '../../test-support/page-policy.js';
 import { ALL_SCOPES, mintToken, TEST_SECRET } from '../../test-support/tokens.js';
 
 const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
@@ -66,11 +67,6 @@ async function expectClean(watch: PageWatch): Promise<void> {
   expect(watch.errors, 'no uncaught errors on the page').to.deep.equal([]);
 }
 
-/** The policy's directives, by name. */
-function directives(policy: string | null): Map<string, string[]> {
-  return new Map((policy ?? '').split(';').map((d) => d.trim().split(/\s+/)).map(([name, ...values]) => [name!, values]));
-}
-
 describe('the live page in a real browser', function () {
   this.timeout(180_000);
   let stack: LocalStack;
@@ -108,20 +104,12 @@ describe('the live page in a real browser', function () {
       const res = await fetch(`${stack.realtime[0]}${path}`);
       await res.arrayBuffer();
       expect(res.status, path).to.equal(200);
-      expect(res.headers.get('x-content-type-options'), path).to.equal('nosniff');
-      expect(res.headers.get('referrer-policy'), path).to.equal('no-referrer');
-      const d = directives(res.headers.get('content-security-policy'));
-      expect(d.get('default-src'), path).to.deep.equal(["'none'"]);
-      expect(d.get('script-src'), path).to.deep.equal(["'self'"]);
-      expect(d.get('style-src'), path).to.deep.equal(["'self'"]);
-      expect(d.get('frame-ancestors'), path).to.deep.equal(["'none'"]);
+      const d = expectStrictPageHeaders(res.headers, path);
       const gateway = new URL(stack.realtime[0]!);
       // Ingest and query listen on other ports than the gateway: other origins, named one by one.
       expect(d.get('connect-src'), path).to.deep.equal(["'self'", `ws://${gateway.host}`, `wss://${gateway.host}`, new URL(stack.ingest).origin, new URL(stack.query).origin]);
     }
-    const index = await (await fetch(`${stack.realtime[0]}/`)).text();
-    expect(index, 'no inline script').not.to.match(/<script(?![^>]*\bsrc=)[^>]*>/i);
-    expect(index, 'no inline style or handlers').not.to.match(/<style|\sstyle=|\son[a-z]+=/i);
+    expectNoInlineCode(await (await fetch(`${stack.realtime[0]}/`)).text());
   });
 
   it('enforces its policy: an injected inline script, a foreign image and a foreign connection are blocked and reported', async () => {

@@ -2,15 +2,11 @@ import { expect } from 'chai';
 import { ConfigError } from '@falcon/shared';
 import { loadConfig } from '../../src/config.js';
 import { contentSecurityPolicy, pageConfig, pageHeaders, requestHost } from '../../src/page-policy.js';
+import { cspDirectives as directives } from '../../../../test-support/page-policy.js';
 import { mintToken } from '../../../../test-support/tokens.js';
 
 const derived = { publicIngestUrl: undefined, publicQueryUrl: undefined, pageToken: undefined };
 const configured = { publicIngestUrl: 'https://ingest.example.com/', publicQueryUrl: 'https://query.example.com:8443/base', pageToken: undefined };
-
-/** The directives of a policy, by name. */
-function directives(policy: string): Map<string, string[]> {
-  return new Map(policy.split(';').map((d) => d.trim().split(/\s+/)).map(([name, ...values]) => [name!, values]));
-}
 
 function configError(env: Record<string, string>): string[] {
   try {

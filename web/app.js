@@ -330,9 +330,16 @@ async function refreshConfig() {
   }
 }
 
+// RFC 6750 section 2.1's b64token: anything else could not be sent as a header value.
+const BEARER_TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
+
 function useToken(event) {
   event.preventDefault();
   const token = els.token.value.trim();
+  if (token !== '' && !BEARER_TOKEN.test(token)) {
+    els.tokenReason.textContent = 'That is not a bearer token (a JWT is three base64url parts joined by dots).';
+    return;
+  }
   els.token.value = '';
   keepTypedToken(token === '' ? undefined : token);
   els.tokenSection.hidden = true;

@@ -378,6 +378,10 @@ describe('the live page with authentication on', function () {
       expect(await page.locator('#conn-text').textContent()).to.equal('needs an access token');
       mkdirSync(SHOTS, { recursive: true });
       await page.screenshot({ path: join(SHOTS, 'live-page-token.png') });
+      await page.fill('#token', 'not a token');
+      await page.click('#token-use');
+      expect(await page.locator('#token-reason').textContent()).to.match(/not a bearer token/);
+      expect(await page.locator('#token-section').isVisible()).to.equal(true);
       await page.fill('#token', await mintToken({ sub: 'a-reader', scope: READ_SUBSCRIBE }));
       await page.click('#token-use');
       await page.waitForSelector('#conn[data-state="live"]', { timeout: 20_000 });

@@ -1,44 +1,75 @@
 /**
- * `npm run bench`: Falcon against the limits of its own parts, measured on this machine in
- * one run, written to bench/results/latest.{md,json}. `--smoke` runs the same code paths with
- * tiny counts in a few seconds (part of npm test, so the benchmark cannot rot).
+ * `npm run bench`: Falcon against the simplest programs that do the same jobs with the same
+ * packages, measured side by side in one run on this machine, written to
+ * bench/results/latest.{md,json}. Baseline and Falcon runs alternate (A, B, A, B) so that the
+ * noise of a shared machine lands on both. `--smoke` runs the same code paths with tiny counts
+ * in a few seconds (part of npm test, so the benchmark cannot rot). `--only a,b` runs some
+ * sections; `--profile` runs the whole pipeline once under load with every service under
+ * `node --cpu-prof` and prints each one's top self-time frames.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { Readable, Writable } from 'node:stream';
+import { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, nuid } from '@nats-io/transport-node';
 import pg from 'pg';
 import copyStreams from 'pg-copy-streams';
-import { DEFAULT_STREAM_OPTIONS, encodeEnvelope, ensureMessagesStream, falconNames, newMessageId } from '@falcon/shared';
+import { DEFAULT_STREAM_OPTIONS, encodeEnvelope, ensureMessagesStream, falconNames, newMessageId, type FalconNames } from '@falcon/shared';
 import { startLocalStack, wsUrl, type LocalStack } from '../e2e/target.js';
 import { ensureInfra, freePort, ROOT, waitFor } from '../scripts/stack.js';
+import { summarizeProfiles } from './profile-summary.js';
 
-const { values: args } = parseArgs({ options: { smoke: { type: 'boolean', default: false }, out: { type: 'string' } } });
+const SECTIONS = ['ingest', 'persister', 'pipeline', 'latency', 'fanout', 'query'] as const;
+type Section = (typeof SECTIONS)[number];
+const { values: args } = parseArgs({
+  options: {
+    smoke: { type: 'boolean', default: false },
+    profile: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    rounds: { type: 'string' },
+    out: { type: 'string' },
+  },
+});
 const SMOKE = args.smoke;
+const PROFILE = args.profile;
 const N = SMOKE
-  ? { seconds: 1, jsMessages: 2_000, rows: 2_000, persist: 2_000, e2eClients: 5, fanoutClients: 20, fanoutSeconds: 1, pipelineRate: 500 }
-  : { seconds: 10, jsMessages: 100_000, rows: 100_000, persist: 100_000, e2eClients: 100, fanoutClients: 1000, fanoutSeconds: 10, pipelineRate: 6000 };
-const OUT = args.out ?? (SMOKE ? join(tmpdir(), 'falcon-bench-smoke') : join(ROOT, 'bench', 'results'));
+  ? { seconds: 1, rounds: 1, persist: 2_000, batch: 1000, latencyRate: 100, latencySeconds: 1, fanoutClients: 20, fanoutSeconds: 1, queryRows: 2_000 }
+  : { seconds: 8, rounds: 2, persist: 100_000, batch: 1000, latencyRate: 500, latencySeconds: 10, fanoutClients: 1000, fanoutSeconds: 10, queryRows: 200_000 };
+if (args.rounds) N.rounds = Number(args.rounds);
+const CONNECTIONS = [16, 50];
+const only = new Set<Section>((args.only?.split(',') ?? (PROFILE ? [] : SECTIONS)) as Section[]);
+const OUT = args.out ?? (SMOKE || PROFILE || args.only ? join(tmpdir(), 'falcon-bench') : join(ROOT, 'bench', 'results'));
 
 interface Row {
   name: string;
   value: number;
   unit: string;
   baseline?: string;
+  baselineValue?: number;
   ratio?: number;
   target?: string;
   met?: boolean;
   note?: string;
 }
 const rows: Row[] = [];
+const load = {
+  tool: 'autocannon (keep-alive), a fresh ~150-byte JSON body per request',
+  connections: CONNECTIONS,
+  secondsPerRun: N.seconds,
+  rounds: N.rounds,
+  order: 'baseline and Falcon alternate within each round; a ratio is the sum over rounds of Falcon over the sum of the baseline',
+  backlog: N.persist,
+  persisterBatch: N.batch,
+  latencyRate: N.latencyRate,
+};
+const cpuRows: { name: string; cpuPer1k: number; note: string }[] = [];
 const started = Date.now();
 const say = (line: string) => process.stdout.write(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s] ${line}\n`);
 const round = (n: number, digits = 0) => Number(n.toFixed(digits));
@@ -69,6 +100,10 @@ async function wsClients(url: string, count: number, measure = Math.min(count, 2
       c.proc.send({ type: 'report' });
       return (await c.next('report')) as { frames: number; p50: number; p99: number; max: number };
     },
+    reset: async () => {
+      c.proc.send({ type: 'reset' });
+      await c.next('reset');
+    },
     close: async () => {
       c.proc.send({ type: 'close' });
       await once(c.proc, 'exit');
@@ -76,24 +111,49 @@ async function wsClients(url: string, count: number, measure = Math.min(count, 2
   };
 }
 
-function cannon(url: string, opts: { seconds: number; connections: number; rate?: number }) {
+function cannon(url: string, opts: { seconds: number; connections: number }) {
   return autocannon({
     url: `${url}/api/messages`,
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     duration: opts.seconds,
     connections: opts.connections,
-    overallRate: opts.rate,
-    requests: [
-      {
-        method: 'POST',
-        setupRequest: (req) => ({ ...req, body: payloadText() }),
-      },
-    ],
+    requests: [{ method: 'POST', setupRequest: (req) => ({ ...req, body: payloadText(Math.random()) }) }],
   });
 }
 
 const accepted = (r: autocannon.Result) => r.statusCodeStats?.['202']?.count ?? 0;
+
+/** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat. */
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in USER_HZ (100 on Linux)
+  } catch {
+    return 0;
+  }
+}
+
+/** Postgres backend pids serving one database (its own connections; WAL writer etc. excluded). */
+async function backendPids(db: pg.Pool): Promise<number[]> {
+  const { rows: r } = await db.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()');
+  return r.map((x) => x.pid);
+}
+
+/** Sums CPU seconds of named process groups between start() and stop(). */
+function cpuMeter(groups: Record<string, () => number[]>) {
+  const before = new Map<string, number>();
+  const total = (name: string) => groups[name]!().reduce((s, pid) => s + cpuSeconds(pid), 0);
+  return {
+    start() {
+      for (const name of Object.keys(groups)) before.set(name, total(name));
+    },
+    stop(): Record<string, number> {
+      return Object.fromEntries(Object.keys(groups).map((name) => [name, total(name) - (before.get(name) ?? 0)]));
+    },
+  };
+}
 
 /**
  * POSTs at a fixed rate with each payload's `t` stamped immediately before its request is
@@ -146,6 +206,45 @@ async function pacedPost(ingest: string, rate: number, seconds: number): Promise
   return { accepted: ok, failed, duration: (performance.now() - t0) / 1000 };
 }
 
+/** Publishes envelopes until the consumer (or the stream, before the consumer exists) has `count` waiting. */
+async function topUp(js: JetStreamClient, jsm: JetStreamManager, names: FalconNames, consumer: string, count: number): Promise<number> {
+  const info = await jsm.consumers.info(names.stream, consumer).catch(() => undefined);
+  const waiting = info ? info.num_pending : (await jsm.streams.info(names.stream)).state.messages;
+  let flight: Promise<unknown>[] = [];
+  for (let i = waiting; i < count; i++) {
+    flight.push(js.publish(names.subject, encodeEnvelope(newMessageId(), new Date().toISOString(), payloadText())));
+    if (flight.length >= 1000) {
+      await Promise.all(flight);
+      flight = [];
+    }
+  }
+  await Promise.all(flight);
+  return Math.max(waiting, count);
+}
+
+async function drained(jsm: JetStreamManager, stream: string, consumer: string): Promise<boolean> {
+  const i = await jsm.consumers.info(stream, consumer);
+  return i.num_pending + i.num_ack_pending === 0;
+}
+
+/** Ratio row from per-round Falcon and baseline figures: sums over rounds, so each round weighs its length. */
+function ratioRow(name: string, unit: string, falcon: number[], baseline: number[], baselineName: string, target: number, note: string): Row {
+  const f = falcon.reduce((a, b) => a + b, 0) / falcon.length;
+  const b = baseline.reduce((a, c) => a + c, 0) / baseline.length;
+  const perRound = falcon.map((x, i) => (x / baseline[i]!).toFixed(2)).join(', ');
+  return {
+    name,
+    value: round(f),
+    unit,
+    baseline: `${baselineName}: ${round(b).toLocaleString('en-US')} ${unit}`,
+    baselineValue: round(b),
+    ratio: f / b,
+    target: `>= ${target.toFixed(1)}`,
+    met: f / b >= target,
+    note: `${note}${falcon.length > 1 ? `; per round ${perRound}` : ''}`,
+  };
+}
+
 async function main(): Promise<void> {
   const infra = await ensureInfra(process.env, say);
   const nc = await connect({ servers: infra.natsUrl.split(',') });
@@ -153,221 +252,292 @@ async function main(): Promise<void> {
   const jsm = await jetstreamManager(nc);
   const js = jetstream(nc);
   const id = nuid.next().toLowerCase().slice(-8);
+  const simpleNames = falconNames(`bench${id}simple`);
+  const simpleConsumer = `bench${id}simple`;
   let stack: LocalStack | undefined;
-  const pool = () => new pg.Pool({ connectionString: stack!.databaseUrl, max: 2 });
+  const stops: (() => Promise<unknown>)[] = [];
+  const profileDir = join(OUT, 'profiles', new Date().toISOString().replace(/[:.]/g, '-'));
 
   try {
-    // ---------------------------------------------------------------- baselines
-    say('baseline: koa reading and parsing a JSON body, answering 202');
-    const koaPort = await freePort();
-    const koa = child('koa-baseline.ts', [String(koaPort)]);
-    await koa.next('ready');
-    const koaRun = await cannon(`http://127.0.0.1:${koaPort}`, { seconds: N.seconds, connections: 64 });
-    koa.proc.kill();
-    const koaRate = koaRun.requests.average;
-    rows.push({ name: 'baseline: koa parse + 202', value: round(koaRate), unit: 'req/s' });
+    say('starting the Falcon stack (ingest and query; the persister and the gateway join later)');
+    stack = await startLocalStack({
+      replicas: { persister: 0, realtime: 0 },
+      env: PROFILE ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profileDir}` } : {},
+    });
+    const s = stack;
+    const names = falconNames(s.stack.namespace);
+    const db = new pg.Pool({ connectionString: s.databaseUrl, max: 2 });
+    stops.push(() => db.end());
+    measuredVersions['postgres'] = String((await db.query('SHOW server_version')).rows[0].server_version);
+    await db.query('CREATE TABLE simple_messages (LIKE messages INCLUDING ALL)');
+    await ensureMessagesStream(jsm, simpleNames, DEFAULT_STREAM_OPTIONS);
+    stops.push(() => jsm.streams.delete(simpleNames.stream));
 
-    say(`baseline: raw JetStream publish with ack, 1,000 in flight (${N.jsMessages} messages)`);
-    const rawNames = falconNames(`bench${id}raw`);
-    await ensureMessagesStream(jsm, rawNames, DEFAULT_STREAM_OPTIONS);
-    const envelope = encodeEnvelope(newMessageId(), new Date().toISOString(), payloadText());
-    let inFlight: Promise<unknown>[] = [];
-    const jsStart = performance.now();
-    for (let i = 0; i < N.jsMessages; i++) {
-      inFlight.push(js.publish(rawNames.subject, envelope));
-      if (inFlight.length >= 1000) {
-        await inFlight[0];
-        inFlight = inFlight.filter((p, k) => k > 0 || !p);
+    const ingestPort = await freePort();
+    const simpleIngest = child('simple-ingest.ts', [String(ingestPort), infra.natsUrl, simpleNames.subject]);
+    const simpleIngestPid = (await simpleIngest.next('ready')).pid!;
+    stops.push(async () => simpleIngest.proc.kill());
+    const simpleIngestUrl = `http://127.0.0.1:${ingestPort}`;
+    const pidOf = (name: string) => () => s.stack.processes.filter((p) => p.name === name && p.child.exitCode === null).map((p) => p.child.pid!);
+
+    const startSimplePersister = async () => {
+      const p = child('simple-persister.ts', [infra.natsUrl, simpleNames.stream, simpleNames.subject, simpleConsumer, s.databaseUrl, 'simple_messages', String(N.batch)]);
+      const pid = (await p.next('ready')).pid!;
+      return {
+        pid,
+        stop: async () => {
+          p.proc.send({ type: 'stop' });
+          await once(p.proc, 'exit');
+        },
+      };
+    };
+
+    // ------------------------------------------------------------ ingest alone
+    if (only.has('ingest')) {
+      for (const connections of CONNECTIONS) {
+        const simple: number[] = [];
+        const falcon: number[] = [];
+        let notes = '';
+        for (let r = 0; r < N.rounds; r++) {
+          say(`ingest alone, ${connections} connections, round ${r + 1}: simplest ingest, then Falcon`);
+          const a = await cannon(simpleIngestUrl, { seconds: N.seconds, connections });
+          simple.push(accepted(a) / a.duration);
+          const b = await cannon(s.ingest, { seconds: N.seconds, connections });
+          falcon.push(accepted(b) / b.duration);
+          notes = `Falcon p50 ${b.latency.p50} ms, p99 ${b.latency.p99} ms, non-2xx ${b.non2xx}; simplest p50 ${a.latency.p50} ms, p99 ${a.latency.p99} ms`;
+        }
+        rows.push(ratioRow(`ingest alone, ${connections} connections`, 'req/s', falcon, simple, 'simplest ingest', 1.0, notes));
       }
     }
-    await Promise.all(inFlight);
-    const jsRate = N.jsMessages / ((performance.now() - jsStart) / 1000);
-    await jsm.streams.delete(rawNames.stream);
-    rows.push({ name: 'baseline: JetStream publish + ack (1,000 in flight)', value: round(jsRate), unit: 'msg/s' });
+    // What the ingest runs left in the streams is not a backlog anyone asked for.
+    await jsm.streams.purge(names.stream);
+    await jsm.streams.purge(simpleNames.stream);
 
-    // The Falcon stack, with no persister yet: ingest and gateway first.
-    say('starting the Falcon stack (ingest, query, realtime)');
-    stack = await startLocalStack({ replicas: { persister: 0 } });
-    const db = pool();
-    measuredVersions['postgres'] = String((await db.query('SHOW server_version')).rows[0].server_version);
-
-    say(`baseline: COPY of ${N.rows} message rows into Postgres`);
-    await db.query('CREATE TABLE copy_bench (LIKE messages INCLUDING DEFAULTS)');
-    const copyPayload = payloadText().replace(/\\/g, '\\\\');
-    const copyClient = await db.connect();
-    const copyStart = performance.now();
-    await pipeline(
-      Readable.from(
-        (function* () {
-          const chunk: string[] = [];
-          for (let i = 1; i <= N.rows; i++) {
-            chunk.push(`${i}\t${newMessageId()}\t2026-11-27T10:15:30.123Z\t${copyPayload}\n`);
-            if (chunk.length === 1000) yield chunk.splice(0).join('');
-          }
-          if (chunk.length) yield chunk.join('');
-        })(),
-      ),
-      copyClient.query(copyStreams.from('COPY copy_bench (seq, id, received_at, payload) FROM STDIN')),
-    );
-    const copyRate = N.rows / ((performance.now() - copyStart) / 1000);
-    rows.push({ name: 'baseline: COPY rows into Postgres', value: round(copyRate), unit: 'rows/s' });
-
-    say(`baseline: COPY (SELECT row_to_json(...)) TO STDOUT of ${N.rows} rows`);
-    const readStart = performance.now();
-    let bytes = 0;
-    await pipeline(
-      copyClient.query(copyStreams.to('COPY (SELECT row_to_json(m) FROM copy_bench m ORDER BY seq) TO STDOUT')),
-      new Writable({
-        write(chunk: Buffer, _e, cb) {
-          bytes += chunk.length;
-          cb();
-        },
-      }),
-    );
-    const copyReadRate = N.rows / ((performance.now() - readStart) / 1000);
-    copyClient.release();
-    await db.query('DROP TABLE copy_bench');
-    rows.push({ name: 'baseline: COPY ... TO STDOUT (row_to_json)', value: round(copyReadRate), unit: 'rows/s', note: `${(bytes / 2 ** 20).toFixed(1)} MiB` });
-
-    say(`baseline: bare uWebSockets.js fan-out to ${N.fanoutClients} clients at 100 msg/s`);
-    const uwsPort = await freePort();
-    const bare = child('uws-bare.ts', [String(uwsPort)]);
-    await bare.next('ready');
-    const bareClients = await wsClients(`ws://127.0.0.1:${uwsPort}/ws`, N.fanoutClients);
-    bare.proc.send({ type: 'publish', rate: 100, count: 100 * N.fanoutSeconds });
-    await bare.next('done');
-    const bareCount = 100 * N.fanoutSeconds * Math.min(N.fanoutClients, 20);
-    let bareReport = await bareClients.report();
-    await waitFor('bare deliveries', async () => (bareReport = await bareClients.report()).frames >= bareCount, 30_000, 100);
-    await bareClients.close();
-    bare.proc.kill();
-    rows.push({ name: `baseline: bare uWS fan-out, ${N.fanoutClients} clients @100 msg/s, p50`, value: round(bareReport.p50, 2), unit: 'ms' });
-    rows.push({ name: `baseline: bare uWS fan-out, ${N.fanoutClients} clients @100 msg/s, p99`, value: round(bareReport.p99, 2), unit: 'ms' });
-
-    // ---------------------------------------------------------------- Falcon
-    say('ingest: sustained POST rate at saturation (202 after the stream ack)');
-    const sat = await cannon(stack.ingest, { seconds: N.seconds, connections: 64 });
-    const ingestRate = accepted(sat) / sat.duration;
-    rows.push({ name: 'ingest: saturation', value: round(ingestRate), unit: 'req/s', baseline: 'koa parse', ratio: ingestRate / koaRate, target: '>= 0.40', met: ingestRate / koaRate >= 0.4, note: `p50 ${sat.latency.p50} ms, p99 ${sat.latency.p99} ms, non-2xx ${sat.non2xx}` });
-
-    say('ingest: latency at a fixed 1,000 messages/s');
-    const fixed = await cannon(stack.ingest, { seconds: N.seconds, connections: 32, rate: SMOKE ? 200 : 1000 });
-    rows.push({ name: 'ingest: @1,000 msg/s, p50 / p99', value: fixed.latency.p50, unit: 'ms', note: `p99 ${fixed.latency.p99} ms, ${round(accepted(fixed) / fixed.duration)} accepted/s` });
-
-    say(`end to end: POST sent -> ${N.e2eClients} WebSocket clients, at 1,000 msg/s`);
-    const e2e = await wsClients(wsUrl(stack.realtime[0]!), N.e2eClients);
-    const e2eRun = await pacedPost(stack.ingest, SMOKE ? 200 : 1000, N.seconds);
-    const e2eExpected = e2eRun.accepted * Math.min(N.e2eClients, 20);
-    let e2eReport = await e2e.report();
-    await waitFor('end-to-end deliveries', async () => (e2eReport = await e2e.report()).frames >= e2eExpected, 60_000, 100);
-    await e2e.close();
-    rows.push({ name: `end to end @1,000 msg/s to ${N.e2eClients} clients, p50`, value: round(e2eReport.p50, 2), unit: 'ms', target: '<= 3 ms', met: e2eReport.p50 <= 3 });
-    rows.push({ name: `end to end @1,000 msg/s to ${N.e2eClients} clients, p99`, value: round(e2eReport.p99, 2), unit: 'ms', target: '<= 10 ms', met: e2eReport.p99 <= 10 });
-
-    say(`fan-out: ${N.fanoutClients} clients on one gateway at 100 msg/s`);
-    const fan = await wsClients(wsUrl(stack.realtime[0]!), N.fanoutClients);
-    const fanRun = await pacedPost(stack.ingest, 100, N.fanoutSeconds);
-    const fanExpected = fanRun.accepted * Math.min(N.fanoutClients, 20);
-    let fanReport = await fan.report();
-    await waitFor('fan-out deliveries', async () => (fanReport = await fan.report()).frames >= fanExpected, 60_000, 100);
-    await fan.close();
-    rows.push({ name: `fan-out: ${N.fanoutClients} clients @100 msg/s, p50`, value: round(fanReport.p50, 2), unit: 'ms', note: 'POST sent -> client, through ingest, NATS and the gateway; the baseline only has the last hop' });
-    rows.push({ name: `fan-out: ${N.fanoutClients} clients @100 msg/s, p99`, value: round(fanReport.p99, 2), unit: 'ms', baseline: 'bare uWS p99', ratio: fanReport.p99 / bareReport.p99, target: '<= 1.5x', met: fanReport.p99 <= 1.5 * bareReport.p99 });
-
-    // Persister: a backlog waits in the stream, then one (or two) replicas store it.
-    const names = falconNames(stack.stack.namespace);
-    const topUp = async (count: number) => {
-      const info = await jsm.consumers.info(names.stream, names.persisterConsumer).catch(() => undefined);
-      const waiting = info ? info.num_pending : (await jsm.streams.info(names.stream)).state.messages;
-      let flight: Promise<unknown>[] = [];
-      for (let i = waiting; i < count; i++) {
-        flight.push(js.publish(names.subject, encodeEnvelope(newMessageId(), new Date().toISOString(), payloadText())));
-        if (flight.length >= 1000) {
-          await Promise.all(flight);
-          flight = [];
-        }
+    // ------------------------------------------------------------ persister draining a backlog
+    if (only.has('persister')) {
+      const simple: number[] = [];
+      const falcon: number[] = [];
+      const notes: string[] = [];
+      const spanRate = async (table: string, seqBefore: number) => {
+        const { rows: r } = await db.query(`SELECT count(*)::int AS n, extract(epoch FROM max(persisted_at) - min(persisted_at))::float8 AS s FROM ${table} WHERE seq > $1`, [seqBefore]);
+        return { stored: r[0].n as number, rate: r[0].n / Math.max(r[0].s as number, 0.001), span: r[0].s as number };
+      };
+      const maxSeq = async (table: string) => Number((await db.query(`SELECT coalesce(max(seq), 0) AS m FROM ${table}`)).rows[0].m);
+      for (let r = 0; r < N.rounds; r++) {
+        // Both backlogs are published before either persister runs, so neither shares the machine with the publishing.
+        const waitingSimple = await topUp(js, jsm, simpleNames, simpleConsumer, N.persist);
+        const waitingFalcon = await topUp(js, jsm, names, names.persisterConsumer, N.persist);
+        say(`persister, round ${r + 1}: simplest persister drains ${waitingSimple}, then Falcon's drains ${waitingFalcon}`);
+        const simpleBefore = await maxSeq('simple_messages');
+        const sp = await startSimplePersister();
+        await waitFor('the simplest persister to drain', () => drained(jsm, simpleNames.stream, simpleConsumer), 600_000, 50);
+        await sp.stop();
+        const a = await spanRate('simple_messages', simpleBefore);
+        simple.push(a.rate);
+        const falconBefore = await maxSeq('messages');
+        await s.stack.start('persister', 1);
+        await waitFor("Falcon's persister to drain", () => drained(jsm, names.stream, names.persisterConsumer), 600_000, 50);
+        const b = await spanRate('messages', falconBefore);
+        falcon.push(b.rate);
+        await s.stack.kill('persister', 'SIGTERM');
+        notes.push(`round ${r + 1}: Falcon ${b.stored} rows in ${b.span.toFixed(2)} s, simplest ${a.stored} in ${a.span.toFixed(2)} s`);
       }
-      await Promise.all(flight);
-      return Math.max(waiting, count);
-    };
-    const drain = async (replicas: number) => {
-      const waiting = await topUp(N.persist);
-      const rowsBefore = Number((await db.query('SELECT count(*) AS n FROM messages')).rows[0].n);
-      const seqBefore = Number((await db.query('SELECT coalesce(max(seq), 0) AS m FROM messages')).rows[0].m);
-      say(`persister: storing ${waiting} waiting messages with ${replicas} replica(s)`);
-      const t0 = performance.now();
-      await Promise.all(Array.from({ length: replicas }, (_, i) => stack!.stack.start('persister', i + 1)));
-      await waitFor('the persister to drain', async () => {
-        const info = await jsm.consumers.info(names.stream, names.persisterConsumer);
-        return info.num_pending === 0 && info.num_ack_pending === 0;
-      }, 600_000, 50);
-      const seconds = (performance.now() - t0) / 1000;
-      const stored = Number((await db.query('SELECT count(*) AS n FROM messages')).rows[0].n) - rowsBefore;
-      // Writing time alone, without process start-up: first to last batch's transaction start.
-      const span = Number((await db.query('SELECT extract(epoch FROM max(persisted_at) - min(persisted_at)) AS s FROM messages WHERE seq > $1', [seqBefore])).rows[0].s);
-      for (let i = 1; i <= replicas; i++) await stack!.stack.kill(i === 1 ? 'persister' : `persister-${i}`, 'SIGTERM');
-      return { rate: stored / Math.max(span, 0.001), stored, seconds, span };
-    };
-    const one = await drain(1);
-    rows.push({ name: 'persister: backlog, 1 replica', value: round(one.rate), unit: 'msg/s', baseline: 'COPY in', ratio: one.rate / copyRate, target: '>= 0.50', met: one.rate / copyRate >= 0.5, note: `${one.stored} rows written in ${one.span.toFixed(2)} s (${one.seconds.toFixed(2)} s including process start)` });
-    const two = await drain(2);
-    rows.push({ name: 'persister: backlog, 2 replicas', value: round(two.rate), unit: 'msg/s', baseline: 'COPY in', ratio: two.rate / copyRate, note: `${two.stored} rows written in ${two.span.toFixed(2)} s (${two.seconds.toFixed(2)} s including process start)` });
+      rows.push(ratioRow(`persister draining a ${N.persist.toLocaleString('en-US')} backlog`, 'rows/s', falcon, simple, 'simplest persister', 1.5, `batches up to ${N.batch}; time from the first to the last batch's transaction; ${notes.join('; ')}`));
+    }
 
-    const total = Number((await db.query('SELECT count(*) AS n FROM messages')).rows[0].n);
-    say(`query: streaming the whole table (${total} rows) through GET /api/messages`);
-    /** Streams one export to the end; rows/s and MiB. */
-    const exportRate = async (query: string, rowCount: number, accept = 'application/json') => {
-      const q0 = performance.now();
-      const res = await fetch(`${stack!.query}/api/messages${query}`, { headers: { accept } });
+    // ------------------------------------------------------------ the whole pipeline
+    let gatewayUrl = '';
+    const needPipeline = only.has('pipeline') || only.has('latency') || only.has('fanout') || PROFILE;
+    if (needPipeline) {
+      say("starting Falcon's persister and gateway, and the simplest persister");
+      await s.stack.start('persister', 1);
+      gatewayUrl = wsUrl((await s.stack.start('realtime', 1)).url);
+    }
+    if (only.has('pipeline') || PROFILE) {
+      const sp = await startSimplePersister();
+      const watcher = await wsClients(gatewayUrl, 1, 1);
+      const falconMeter = cpuMeter({ ingest: pidOf('ingest'), persister: pidOf('persister'), realtime: pidOf('realtime'), query: pidOf('query') });
+      const simpleMeter = cpuMeter({ ingest: () => [simpleIngestPid], persister: () => [sp.pid] });
+      let pgPids: number[] = [];
+      const pgMeter = cpuMeter({ postgres: () => pgPids });
+      const falconCpu: Record<string, number> = {};
+      const simpleCpu: Record<string, number> = {};
+      let falconMessages = 0;
+      let simpleMessages = 0;
+      const run = async (url: string, stream: string, consumer: string, connections: number, meter: ReturnType<typeof cpuMeter>, cpu: Record<string, number>) => {
+        pgPids = await backendPids(db);
+        meter.start();
+        pgMeter.start();
+        const t0 = performance.now();
+        const result = await cannon(url, { seconds: N.seconds, connections });
+        await waitFor('the pipeline to store everything', () => drained(jsm, stream, consumer), 120_000, 20);
+        const seconds = (performance.now() - t0) / 1000;
+        for (const [k, v] of Object.entries({ ...meter.stop(), ...pgMeter.stop() })) cpu[k] = (cpu[k] ?? 0) + v;
+        return { rate: accepted(result) / seconds, accepted: accepted(result), seconds, result };
+      };
+      const profileRounds = PROFILE ? 1 : N.rounds;
+      for (const connections of PROFILE ? [16] : CONNECTIONS) {
+        const simple: number[] = [];
+        const falcon: number[] = [];
+        let note = '';
+        for (let r = 0; r < profileRounds; r++) {
+          say(`whole pipeline, ${connections} connections, round ${r + 1}: simplest pipeline, then Falcon (one WebSocket client)`);
+          if (!PROFILE) {
+            const a = await run(simpleIngestUrl, simpleNames.stream, simpleConsumer, connections, simpleMeter, simpleCpu);
+            simple.push(a.rate);
+            simpleMessages += a.accepted;
+          }
+          await watcher.reset();
+          const b = await run(s.ingest, names.stream, names.persisterConsumer, connections, falconMeter, falconCpu);
+          falcon.push(b.rate);
+          falconMessages += b.accepted;
+          await waitFor('the WebSocket client to see every message', async () => (await watcher.report()).frames >= b.accepted, 60_000, 50);
+          note = `POST -> row stored (time until the consumer has nothing pending or unacked); Falcon p99 ${b.result.latency.p99} ms, non-2xx ${b.result.non2xx}`;
+        }
+        if (!PROFILE) rows.push(ratioRow(`whole pipeline, ${connections} connections`, 'msg/s', falcon, simple, 'simplest pipeline', 1.0, note));
+      }
+      await watcher.close();
+      await sp.stop();
+      const per1k = (cpu: Record<string, number>, messages: number, who: string) => {
+        for (const [k, v] of Object.entries(cpu)) {
+          if (v > 0) cpuRows.push({ name: `${who} ${k}`, cpuPer1k: (v / messages) * 1000, note: `${v.toFixed(1)} CPU s for ${messages.toLocaleString('en-US')} messages` });
+        }
+      };
+      per1k(falconCpu, falconMessages, 'Falcon');
+      if (!PROFILE) per1k(simpleCpu, simpleMessages, 'simplest');
+      // Exactly one row per accepted message, or the figures above mean nothing.
+      // autocannon abandons the requests in flight when its time is up; their messages can land
+      // in the stream just after the drain check, so the rows are awaited, then compared.
+      let last = 0;
+      let check: { n: number; d: number; i: number } = { n: 0, d: 0, i: 0 };
+      const counted = async () => {
+        last = (await jsm.streams.info(names.stream)).state.messages;
+        check = (await db.query('SELECT count(*)::int AS n, count(DISTINCT seq)::int AS d, count(DISTINCT id)::int AS i FROM messages')).rows[0];
+        return check.n === last;
+      };
+      await waitFor('one row per message in the stream', counted, 60_000, 250).catch(() => undefined);
+      if (check.n !== last || check.d !== last || check.i !== last) throw new Error(`rows ${JSON.stringify(check)} do not match the ${last} messages in the stream`);
+      say(`check: ${last} messages in the stream, ${check.n} rows, each seq and id once`);
+    }
+
+    // ------------------------------------------------------------ latency at a fixed rate
+    if (only.has('latency')) {
+      say(`latency: ${N.latencyRate} msg/s for ${N.latencySeconds} s, POST written -> WebSocket frame and -> row visible`);
+      const watcher = await wsClients(gatewayUrl, 1, 1);
+      const { hdr } = await import('./hdr.js');
+      const visible = hdr();
+      const poller = new pg.Client({ connectionString: s.databaseUrl });
+      poller.on('error', () => undefined);
+      await poller.connect();
+      let lastSeq = Number((await poller.query('SELECT coalesce(max(seq), 0) AS m FROM messages')).rows[0].m);
+      let polling = true;
+      // Polled back to back: a row's visibility is known within one short query's time.
+      const polled = (async () => {
+        while (polling) {
+          const { rows: r } = await poller.query<{ seq: string; t: number }>("SELECT seq, (payload->>'t')::float8 AS t FROM messages WHERE seq > $1 ORDER BY seq", [lastSeq]);
+          const now = performance.timeOrigin + performance.now();
+          for (const row of r) {
+            if (row.t > 0) visible.record(now - row.t);
+            lastSeq = Number(row.seq);
+          }
+          if (r.length === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+        }
+      })();
+      const run = await pacedPost(s.ingest, N.latencyRate, N.latencySeconds);
+      let ws = await watcher.report();
+      await waitFor('frames', async () => (ws = await watcher.report()).frames >= run.accepted, 60_000, 50);
+      await waitFor('rows', () => visible.count() >= run.accepted, 60_000, 50);
+      polling = false;
+      await polled;
+      await poller.end();
+      await watcher.close();
+      const note = `${run.accepted} messages at ${N.latencyRate} msg/s, not accepted ${run.failed}`;
+      rows.push({ name: `latency @${N.latencyRate} msg/s: POST written -> WebSocket frame, p50`, value: round(ws.p50, 2), unit: 'ms', note });
+      rows.push({ name: `latency @${N.latencyRate} msg/s: POST written -> WebSocket frame, p99`, value: round(ws.p99, 2), unit: 'ms' });
+      rows.push({ name: `latency @${N.latencyRate} msg/s: POST written -> row visible, p50`, value: round(visible.p(50), 2), unit: 'ms', note: 'visibility polled back to back with an indexed query' });
+      rows.push({ name: `latency @${N.latencyRate} msg/s: POST written -> row visible, p99`, value: round(visible.p(99), 2), unit: 'ms' });
+    }
+
+    // ------------------------------------------------------------ fan-out
+    if (only.has('fanout')) {
+      say(`fan-out baseline: bare uWebSockets.js to ${N.fanoutClients} clients at 100 msg/s`);
+      const uwsPort = await freePort();
+      const bare = child('uws-bare.ts', [String(uwsPort)]);
+      await bare.next('ready');
+      const bareClients = await wsClients(`ws://127.0.0.1:${uwsPort}/ws`, N.fanoutClients);
+      bare.proc.send({ type: 'publish', rate: 100, count: 100 * N.fanoutSeconds });
+      await bare.next('done');
+      const bareCount = 100 * N.fanoutSeconds * Math.min(N.fanoutClients, 20);
+      let bareReport = await bareClients.report();
+      await waitFor('bare deliveries', async () => (bareReport = await bareClients.report()).frames >= bareCount, 30_000, 100);
+      await bareClients.close();
+      bare.proc.kill();
+      say(`fan-out: ${N.fanoutClients} clients on one gateway at 100 msg/s`);
+      const fan = await wsClients(gatewayUrl, N.fanoutClients);
+      const fanRun = await pacedPost(s.ingest, 100, N.fanoutSeconds);
+      const fanExpected = fanRun.accepted * Math.min(N.fanoutClients, 20);
+      let fanReport = await fan.report();
+      await waitFor('fan-out deliveries', async () => (fanReport = await fan.report()).frames >= fanExpected, 60_000, 100);
+      await fan.close();
+      rows.push({ name: `fan-out: ${N.fanoutClients} clients @100 msg/s, p50`, value: round(fanReport.p50, 2), unit: 'ms', baseline: `bare uWS: ${round(bareReport.p50, 2)} ms`, note: 'POST written -> client, through ingest, NATS and the gateway; the baseline only has the last hop' });
+      rows.push({ name: `fan-out: ${N.fanoutClients} clients @100 msg/s, p99`, value: round(fanReport.p99, 2), unit: 'ms', baseline: `bare uWS: ${round(bareReport.p99, 2)} ms`, ratio: fanReport.p99 / bareReport.p99, target: '<= 1.5x', met: fanReport.p99 <= 1.5 * bareReport.p99 });
+    }
+
+    // ------------------------------------------------------------ query
+    if (only.has('query')) {
+      const have = Number((await db.query('SELECT count(*) AS n FROM messages')).rows[0].n);
+      if (have < N.queryRows) {
+        say(`query: adding ${N.queryRows - have} rows with COPY`);
+        const copyClient = await db.connect();
+        const base = Number((await db.query('SELECT coalesce(max(seq), 0) AS m FROM messages')).rows[0].m);
+        const payload = payloadText();
+        await pipeline(
+          (function* () {
+            const chunk: string[] = [];
+            for (let i = 1; i <= N.queryRows - have; i++) {
+              chunk.push(`${base + i}\t${newMessageId()}\t2026-11-27T10:15:30.123Z\t${payload}\n`);
+              if (chunk.length === 1000) yield chunk.splice(0).join('');
+            }
+            if (chunk.length) yield chunk.join('');
+          })(),
+          copyClient.query(copyStreams.from('COPY messages (seq, id, received_at, payload) FROM STDIN')),
+        );
+        copyClient.release();
+      }
+      const total = Number((await db.query('SELECT count(*) AS n FROM messages')).rows[0].n);
+      say(`query baseline: COPY (SELECT row_to_json(...)) TO STDOUT of ${total} rows`);
+      const copyClient = await db.connect();
+      const readStart = performance.now();
       let bytes = 0;
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) bytes += chunk.length;
-      return { rate: rowCount / ((performance.now() - q0) / 1000), mib: bytes / 2 ** 20 };
-    };
-    const full = await exportRate('', total);
-    const queryRate = full.rate;
-    rows.push({ name: 'query: full table stream', value: round(queryRate), unit: 'rows/s', baseline: 'COPY TO STDOUT', ratio: queryRate / copyReadRate, target: '>= 0.50', met: queryRate / copyReadRate >= 0.5, note: `${total} rows, ${full.mib.toFixed(1)} MiB` });
-    say('query: the same table as NDJSON, and its newer half as a ?from= time range');
-    const ndjson = await exportRate('', total, 'application/x-ndjson');
-    rows.push({ name: 'query: full table stream, NDJSON', value: round(ndjson.rate), unit: 'rows/s', baseline: 'JSON array, same run', ratio: ndjson.rate / queryRate, target: '>= 0.90', met: ndjson.rate / queryRate >= 0.9, note: `${total} rows, ${ndjson.mib.toFixed(1)} MiB` });
-    const middle = (await db.query('SELECT received_at FROM messages ORDER BY received_at OFFSET $1 LIMIT 1', [Math.floor(total / 2)])).rows[0]?.received_at as Date | undefined;
-    const inRange = Number((await db.query('SELECT count(*) AS n FROM messages WHERE received_at >= $1', [middle ?? new Date(0)])).rows[0].n);
-    const ranged = await exportRate(`?from=${encodeURIComponent((middle ?? new Date(0)).toISOString())}`, inRange);
-    rows.push({ name: 'query: time range (newer half), stream', value: round(ranged.rate), unit: 'rows/s', baseline: 'JSON array, same run', ratio: ranged.rate / queryRate, note: `${inRange} of ${total} rows` });
-
-    say(`whole pipeline: ${N.pipelineRate} msg/s into ingest, persister and a gateway with ${N.e2eClients} clients`);
-    await stack.stack.start('persister', 1);
-    const clients = await wsClients(wsUrl(stack.realtime[0]!), N.e2eClients);
-    let maxBacklog = 0;
-    const sampler = setInterval(() => {
-      void jsm.consumers.info(names.stream, names.persisterConsumer).then((i) => {
-        maxBacklog = Math.max(maxBacklog, i.num_pending + i.num_ack_pending);
-      });
-    }, 500);
-    const whole = await pacedPost(stack.ingest, N.pipelineRate, N.seconds);
-    clearInterval(sampler);
-    const drainStart = performance.now();
-    await waitFor('the backlog to clear', async () => {
-      const i = await jsm.consumers.info(names.stream, names.persisterConsumer);
-      return i.num_pending + i.num_ack_pending === 0;
-    }, 120_000, 50);
-    const drainAfter = (performance.now() - drainStart) / 1000;
-    let wholeReport = await clients.report();
-    await waitFor('pipeline deliveries', async () => (wholeReport = await clients.report()).frames >= whole.accepted * Math.min(N.e2eClients, 20), 60_000, 100);
-    await clients.close();
-    const wholeRate = whole.accepted / whole.duration;
-    rows.push({
-      name: 'whole pipeline (ingest + persister + gateway, 100 clients)',
-      value: round(wholeRate),
-      unit: 'msg/s',
-      target: `>= ${N.pipelineRate}, no growing backlog`,
-      met: wholeRate >= N.pipelineRate * 0.98 && drainAfter < 2,
-      note: `max backlog ${maxBacklog}, cleared ${drainAfter.toFixed(2)} s after the load; delivery p50 ${round(wholeReport.p50, 1)} ms, p99 ${round(wholeReport.p99, 1)} ms; not accepted ${whole.failed}`,
-    });
-    await db.end();
+      await pipeline(
+        copyClient.query(copyStreams.to('COPY (SELECT row_to_json(m) FROM messages m ORDER BY seq) TO STDOUT')),
+        new Writable({
+          write(chunk: Buffer, _e, cb) {
+            bytes += chunk.length;
+            cb();
+          },
+        }),
+      );
+      const copyReadRate = total / ((performance.now() - readStart) / 1000);
+      copyClient.release();
+      say(`query: streaming the whole table (${total} rows) through GET /api/messages`);
+      const q0 = performance.now();
+      const res = await fetch(`${s.query}/api/messages`);
+      let qBytes = 0;
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) qBytes += chunk.length;
+      const queryRate = total / ((performance.now() - q0) / 1000);
+      rows.push({ name: 'query: full table stream', value: round(queryRate), unit: 'rows/s', baseline: `COPY TO STDOUT: ${round(copyReadRate).toLocaleString('en-US')} rows/s`, ratio: queryRate / copyReadRate, target: '>= 0.5', met: queryRate / copyReadRate >= 0.5, note: `${total} rows, ${(qBytes / 2 ** 20).toFixed(1)} MiB (baseline ${(bytes / 2 ** 20).toFixed(1)} MiB)` });
+    }
   } finally {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+    await jsm.consumers.delete(simpleNames.stream, simpleConsumer).catch(() => undefined);
     await nc.close();
     await stack?.stop();
     await infra.stop();
+  }
+  if (PROFILE) {
+    say(`profiles in ${profileDir}`);
+    process.stdout.write(summarizeProfiles(profileDir, readdirSync(profileDir)));
   }
 }
 
@@ -393,19 +563,31 @@ function versions(): Record<string, string> {
 
 function write(): void {
   mkdirSync(OUT, { recursive: true });
-  const machine = { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', memoryGiB: round(totalmem() / 2 ** 30, 1), date: new Date().toISOString(), smoke: SMOKE };
-  writeFileSync(join(OUT, 'latest.json'), `${JSON.stringify({ machine, versions: versions(), results: rows }, null, 2)}\n`);
+  const machine = { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', memoryGiB: round(totalmem() / 2 ** 30, 1), loadAverage: loadavg().map((x) => round(x, 2)), date: new Date().toISOString(), smoke: SMOKE };
+  writeFileSync(join(OUT, 'latest.json'), `${JSON.stringify({ machine, versions: versions(), load, results: rows, cpu: cpuRows }, null, 2)}\n`);
   const table = [
     `# Falcon benchmark${SMOKE ? ' (smoke run, tiny counts: not comparable)' : ''}`,
     '',
-    `${machine.date}: ${machine.cpus} CPUs (${machine.cpu}), ${machine.memoryGiB} GiB; everything (load, services, NATS, Postgres) on this one machine.`,
+    `${machine.date}: ${machine.cpus} CPUs (${machine.cpu}), ${machine.memoryGiB} GiB, load average at the end ${machine.loadAverage.join(' ')}; everything (load, services, NATS, Postgres) on this one machine.`,
+    '',
+    `Load: ${load.tool}; ${CONNECTIONS.join(' and ')} connections, ${N.seconds} s per run, ${N.rounds} round(s), ${load.order}. Backlog ${N.persist.toLocaleString('en-US')} messages, batches up to ${N.batch}. Latency at ${N.latencyRate} msg/s, ${N.latencySeconds} s.`,
     '',
     `Versions: ${Object.entries(versions()).map(([k, v]) => `${k} ${v}`).join(', ')}.`,
     '',
-    '| measurement | value | baseline | ratio | target | met | notes |',
+    '| measurement | Falcon | baseline (same run) | ratio | target | met | notes |',
     '|---|---:|---|---:|---|:-:|---|',
     ...rows.map((r) => `| ${r.name} | ${r.value.toLocaleString('en-US')} ${r.unit} | ${r.baseline ?? ''} | ${r.ratio === undefined ? '' : r.ratio.toFixed(2)} | ${r.target ?? ''} | ${r.met === undefined ? '' : r.met ? 'yes' : 'no'} | ${r.note ?? ''} |`),
     '',
+    ...(cpuRows.length
+      ? [
+          'CPU per 1,000 messages (process user + system time during the pipeline runs, from /proc; Postgres counts only the backends of the bench database):',
+          '',
+          '| process | CPU seconds per 1,000 msg | notes |',
+          '|---|---:|---|',
+          ...cpuRows.map((c) => `| ${c.name} | ${c.cpuPer1k.toFixed(3)} | ${c.note} |`),
+          '',
+        ]
+      : []),
   ].join('\n');
   writeFileSync(join(OUT, 'latest.md'), table);
   process.stdout.write(`\n${table}\nwritten to ${OUT}\n`);

@@ -262,7 +262,7 @@ async function main(): Promise<void> {
     say('starting the Falcon stack (ingest and query; the persister and the gateway join later)');
     stack = await startLocalStack({
       replicas: { persister: 0, realtime: 0 },
-      env: PROFILE ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profileDir}` } : {},
+      nodeArgs: PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
     });
     const s = stack;
     const names = falconNames(s.stack.namespace);

@@ -66,7 +66,7 @@ const SUITE_SUB = 'e2e-suite';
  * token; a test that exercises auth itself passes `suiteAuth: false` and its own AUTH_* env.
  */
 export async function startLocalStack(
-  options: Partial<Pick<StackOptions, 'replicas' | 'env'>> & { natsUrl?: string; databaseUrl?: string; suiteAuth?: boolean } = {},
+  options: Partial<Pick<StackOptions, 'replicas' | 'env' | 'nodeArgs'>> & { natsUrl?: string; databaseUrl?: string; suiteAuth?: boolean } = {},
 ): Promise<LocalStack> {
   const infra: Infra = await ensureInfra(process.env, () => {});
   const { natsUrl, databaseUrl: databaseOverride, suiteAuth = process.env['E2E_AUTH'] === '1', ...stackOptions } = options;

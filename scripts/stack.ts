@@ -46,6 +46,8 @@ export interface StackOptions {
   /** 'prefix' writes each line to stdout as "[name] line"; a folder path writes one file each. */
   logs: 'prefix' | { dir: string };
   env?: Record<string, string>;
+  /** Extra node flags for every service process (the benchmark's --cpu-prof). */
+  nodeArgs?: string[];
 }
 
 export interface Stack {
@@ -221,7 +223,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       port = replica === 1 && fixed !== undefined ? fixed : await freePort();
       portsByName.set(name, port);
     }
-    const child = spawn(process.execPath, [serviceEntry(service)], {
+    const child = spawn(process.execPath, [...(options.nodeArgs ?? []), serviceEntry(service)], {
       cwd: ROOT,
       env: {
         ...process.env,

@@ -22,7 +22,7 @@ export interface DeadLetter {
 }
 
 export interface MessageStore {
-  /** Inserts the rows in one transaction; returns how many were new. */
+  /** Inserts the rows in one statement (one transaction); returns how many were new. */
   insert(rows: MessageRow[]): Promise<number>;
   deadLetter(entry: DeadLetter): Promise<void>;
 }
@@ -33,16 +33,47 @@ const INSERT_DEAD_LETTER = `
   VALUES ($1, $2, $3, $4, $5, $6)
   ON CONFLICT (${D.seq}) DO UPDATE SET ${D.deliveries} = EXCLUDED.${D.deliveries}, ${D.reason} = EXCLUDED.${D.reason}, ${D.failedAt} = now()`;
 
-// COPY into a per-connection temporary table, then one INSERT ... ON CONFLICT DO NOTHING: COPY
-// is Postgres' fastest way in (no array literals to build and parse), and the INSERT keeps a
-// redelivered seq a no-op. The staging table empties itself at COMMIT.
+/**
+ * Batches up to this size are one INSERT of a JSON document; larger ones are COPYed. Measured
+ * on the 2-core development machine: at 10-50 rows the single INSERT stores 2-3x the rows per
+ * second of BEGIN + COPY into a staging table + INSERT ... SELECT + COMMIT (five round trips
+ * and their write syscalls), at a third of the persister's CPU; at 1,000 rows a plain COPY is
+ * fastest.
+ */
+export const COPY_THRESHOLD = 200;
+
 const M = messagesTable.columns;
 const COLUMNS = `${M.seq}, ${M.id}, ${M.receivedAt}, ${M.payload}, ${M.publisher}`;
-const STAGING = `CREATE TEMP TABLE IF NOT EXISTS falcon_staging
-  (${M.seq} bigint, ${M.id} uuid, ${M.receivedAt} timestamptz, ${M.payload} json, ${M.publisher} text) ON COMMIT DELETE ROWS`;
-const COPY_IN = `COPY falcon_staging (${COLUMNS}) FROM STDIN`;
-const MERGE = `INSERT INTO ${messagesTable.name} (${COLUMNS})
-  SELECT ${COLUMNS} FROM falcon_staging ON CONFLICT DO NOTHING`;
+
+// One statement, so no BEGIN/COMMIT: Postgres runs it as its own transaction. Prepared once
+// per connection (a fixed text, whatever the batch size). The payload travels as a JSON
+// string and is cast on its own, so each row's text must be exactly one JSON value (a
+// payload spliced in raw could close its object early and add fields), and is stored as
+// those bytes: json, not jsonb. ON CONFLICT DO NOTHING keeps a redelivered seq a no-op.
+const INSERT_ROWS = {
+  name: 'falcon-insert-rows',
+  text: `INSERT INTO ${messagesTable.name} (${COLUMNS})
+  SELECT seq, id, received_at, payload::json, publisher
+  FROM json_to_recordset($1::json) AS r(seq bigint, id uuid, received_at timestamptz, payload text, publisher text)
+  ON CONFLICT DO NOTHING`,
+};
+// A large batch goes straight into the table: one statement, and COPY is Postgres' fastest
+// way in. COPY has no ON CONFLICT, so a batch holding a message that is already stored (a
+// redelivery after a crash or a lost ack) fails as a whole with unique_violation, changes
+// nothing, and is written again with INSERT_ROWS.
+const COPY_IN = `COPY ${messagesTable.name} (${COLUMNS}) FROM STDIN`;
+const UNIQUE_VIOLATION = '23505';
+
+/** The rows as the JSON array INSERT_ROWS reads; id and receivedAt were checked by splitEnvelope. */
+export function rowsDocument(rows: MessageRow[]): string {
+  let doc = '[';
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i]!;
+    const publisher = r.publisher === undefined ? '' : `,"publisher":${JSON.stringify(r.publisher)}`;
+    doc += `${i === 0 ? '' : ','}{"seq":${r.seq},"id":"${r.id}","received_at":"${r.receivedAt}","payload":${JSON.stringify(r.payloadJson)}${publisher}}`;
+  }
+  return `${doc}]`;
+}
 
 // COPY's text format: backslash, newline, carriage return and tab are escaped; the payload
 // is JSON text, which may hold all four (raw whitespace, escapes).
@@ -60,7 +91,26 @@ export function copyLine(row: MessageRow): string {
   return `${row.seq}\t${row.id}\t${row.receivedAt}\t${copyText(row.payloadJson)}\t${row.publisher === undefined ? '\\N' : copyText(row.publisher)}\n`;
 }
 
-const prepared = new WeakSet<PoolClient>();
+function copyRowsText(rows: MessageRow[]): string {
+  let text = '';
+  for (const row of rows) text += copyLine(row);
+  return text;
+}
+
+async function insertRows(client: PoolClient, rows: MessageRow[]): Promise<number> {
+  const result = await client.query({ ...INSERT_ROWS, values: [rowsDocument(rows)] });
+  return result.rowCount ?? 0;
+}
+
+async function copyRows(client: PoolClient, rows: MessageRow[]): Promise<number> {
+  try {
+    await pipeline(Readable.from([copyRowsText(rows)]), client.query(copyStreams.from(COPY_IN)));
+    return rows.length;
+  } catch (err) {
+    if ((err as { code?: string }).code !== UNIQUE_VIOLATION) throw err;
+    return insertRows(client, rows);
+  }
+}
 
 export function createMessageStore(pool: Pool): MessageStore {
   return {
@@ -68,18 +118,11 @@ export function createMessageStore(pool: Pool): MessageStore {
       if (rows.length === 0) return 0;
       const client = await checkout(pool);
       try {
-        if (!prepared.has(client)) {
-          await client.query(STAGING);
-          prepared.add(client);
-        }
-        await client.query('BEGIN');
-        await pipeline(Readable.from([rows.map(copyLine).join('')]), client.query(copyStreams.from(COPY_IN)));
-        const result = await client.query(MERGE);
-        await client.query('COMMIT');
+        const inserted = rows.length > COPY_THRESHOLD ? await copyRows(client, rows) : await insertRows(client, rows);
         client.release();
-        return result.rowCount ?? 0;
+        return inserted;
       } catch (err) {
-        // The connection may be mid-COPY or mid-transaction: destroy it rather than reuse it.
+        // The connection may be mid-COPY: destroy it rather than reuse it.
         client.release(err instanceof Error ? err : new Error(String(err)));
         throw err;
       }

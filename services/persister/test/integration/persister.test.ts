@@ -20,7 +20,7 @@ import {
 import { createBatchHandler } from '../../src/batch.js';
 import { MIGRATIONS_DIR, runMigrations } from '../../src/migrate.js';
 import { startPersister, type Persister } from '../../src/persister.js';
-import { createMessageStore, type MessageStore } from '../../src/store.js';
+import { COPY_THRESHOLD, createMessageStore, type MessageRow, type MessageStore } from '../../src/store.js';
 import { emptyDatabase, testDatabase, testNats, type TestDatabase, type TestNats } from '../../../../test-support/infra.js';
 import { waitFor } from '../../../../scripts/stack.js';
 
@@ -205,5 +205,50 @@ describe('persister against JetStream and Postgres', function () {
       await pool.end();
       await empty.cleanup();
     }
+  });
+});
+
+describe('message store against Postgres', function () {
+  this.timeout(60_000);
+  let db: TestDatabase;
+  beforeEach(async () => {
+    db = await testDatabase();
+  });
+  afterEach(() => db.cleanup());
+
+  const rows = (from: number, count: number, payload = (seq: number) => `{"seq":${seq}}`): MessageRow[] =>
+    Array.from({ length: count }, (_, i) => ({ seq: from + i, id: newMessageId(), receivedAt: new Date().toISOString(), payloadJson: payload(from + i) }));
+  const stored = async () => (await db.pool.query('SELECT seq, payload::text AS payload FROM messages ORDER BY seq')).rows as { seq: string; payload: string }[];
+
+  for (const size of [5, COPY_THRESHOLD + 50]) {
+    it(`keeps each payload's exact bytes in a batch of ${size}`, async () => {
+      const odd = ['{ "spaced" : [1, 2] }', '{"esc":"a\\"b\\\\c\\n\\t\\u0000\\ud83d\\ude00"}', '{\t"raw":1}\n', '{"ü":"日本","emoji":"😀"}', '{"line":"x"\r\n}'];
+      const batch = rows(1, size, (seq) => odd[seq % odd.length]!);
+      expect(await createMessageStore(db.pool).insert(batch)).to.equal(size);
+      expect((await stored()).map((r) => r.payload)).to.deep.equal(batch.map((r) => r.payloadJson));
+    });
+  }
+
+  it('stores only the new rows of a large batch that holds seqs already stored (a redelivery), and the connection stays usable', async () => {
+    const store = createMessageStore(db.pool);
+    const first = rows(1, 100);
+    expect(await store.insert(first)).to.equal(100);
+    // The second batch repeats seqs 51..100 (same rows, as a redelivery brings them) and adds 101..400.
+    const again = [...first.slice(50), ...rows(101, 300)];
+    expect(again.length).to.be.greaterThan(COPY_THRESHOLD);
+    expect(await store.insert(again)).to.equal(300);
+    expect(await store.insert(rows(401, 5))).to.equal(5);
+    const seqs = (await stored()).map((r) => Number(r.seq));
+    expect(seqs).to.deep.equal(Array.from({ length: 405 }, (_, i) => i + 1));
+  });
+
+  it('refuses a payload that is not one JSON value, even one that would close its object early', async () => {
+    const store = createMessageStore(db.pool);
+    for (const batch of [rows(1, 3, () => '{"a":1},"seq":99,"x":{}'), rows(1, COPY_THRESHOLD + 1, (seq) => (seq === 7 ? '{"a":1} {"b":2}' : '{}'))]) {
+      let failed: unknown;
+      await store.insert(batch).catch((err: unknown) => (failed = err));
+      expect((failed as { code?: string })?.code).to.equal('22P02');
+    }
+    expect(await stored()).to.deep.equal([]);
   });
 });

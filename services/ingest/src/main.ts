@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { connectNats, createAuthenticator, createRateLimiter, ensureMessagesStream, falconNames, logKoaErrors, openApiDocument, runService } from '@falcon/shared';
 import { createApp } from './app.js';
 import { loadConfig } from './config.js';
@@ -28,7 +28,7 @@ await runService({
       log,
       probes,
       metrics: createIngestMetrics(registry),
-      publisher: createPublisher({ js: jetstream(link.nc), jsm, names, timeoutMs: config.publishTimeoutMs }),
+      publisher: createPublisher({ nc: link.nc, jsm, names, timeoutMs: config.publishTimeoutMs }),
       openApi: openApiDocument(version),
       validatePayload,
       canPublish: link.isConnected,

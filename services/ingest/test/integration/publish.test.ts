@@ -1,5 +1,5 @@
-import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
+import { JetStreamApiError, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { connect, errors } from '@nats-io/transport-node';
 import { expect } from 'chai';
 import { decodeEnvelope, DEFAULT_STREAM_OPTIONS, ensureMessagesStream, falconNames } from '@falcon/shared';
 import { classifyPublishError, createPublisher, type Publisher } from '../../src/publisher.js';
@@ -14,7 +14,7 @@ describe('ingest publisher against JetStream', function () {
     nats = await testNats();
     jsm = await jetstreamManager(nats.nc);
     await ensureMessagesStream(jsm, nats.names, DEFAULT_STREAM_OPTIONS);
-    publisher = createPublisher({ js: jetstream(nats.nc), jsm, names: nats.names, timeoutMs: 5000 });
+    publisher = createPublisher({ nc: nats.nc, jsm, names: nats.names, timeoutMs: 5000 });
   });
   after(() => nats.cleanup());
 
@@ -72,9 +72,10 @@ describe('ingest publisher against JetStream', function () {
   });
 
   it('reports a publish with no stream on the subject as unavailable (503), from the real error', async () => {
-    const nowhere = createPublisher({ js: jetstream(nats.nc), jsm, names: falconNames(`${nats.names.namespace}-none`), timeoutMs: 2000 });
+    const nowhere = createPublisher({ nc: nats.nc, jsm, names: falconNames(`${nats.names.namespace}-none`), timeoutMs: 2000 });
     const failure = await nowhere.publish('{}').then(() => undefined, (err: unknown) => err);
-    expect(failure).to.be.instanceOf(Error);
+    expect(failure).to.be.instanceOf(errors.RequestError);
+    expect((failure as Error).cause).to.be.instanceOf(errors.NoRespondersError);
     expect(classifyPublishError(failure)).to.equal('unavailable');
   });
 
@@ -82,12 +83,47 @@ describe('ingest publisher against JetStream', function () {
     const names = falconNames(`${nats.names.namespace}-small`);
     await ensureMessagesStream(jsm, names, { ...DEFAULT_STREAM_OPTIONS, maxMessageBytes: 256 });
     try {
-      const small = createPublisher({ js: jetstream(nats.nc), jsm, names, timeoutMs: 5000 });
+      const small = createPublisher({ nc: nats.nc, jsm, names, timeoutMs: 5000 });
       const failure = await small.publish(JSON.stringify({ text: 'x'.repeat(1000) })).then(() => undefined, (err: unknown) => err);
-      expect(failure).to.be.instanceOf(Error);
+      expect(failure).to.be.instanceOf(JetStreamApiError);
+      expect((failure as JetStreamApiError).code).to.equal(10054);
       expect(classifyPublishError(failure)).to.equal('internal');
     } finally {
       await jsm.streams.delete(names.stream);
+    }
+  });
+
+  it('answers each of many concurrent publishes with its own seq, all stored once', async () => {
+    const before = (await jsm.streams.info(nats.names.stream)).state.last_seq;
+    const answers = await Promise.all(Array.from({ length: 500 }, (_, i) => publisher.publish(`{"n":${i}}`)));
+    const seqs = answers.map((a) => a.seq).sort((a, b) => a - b);
+    expect(seqs).to.deep.equal(Array.from({ length: 500 }, (_, i) => before + 1 + i));
+    for (const i of [0, 250, 499]) {
+      const stored = await jsm.streams.getMessage(nats.names.stream, { seq: answers[i]!.seq });
+      expect(decodeEnvelope(stored!.string()).payload).to.deep.equal({ n: i });
+    }
+  });
+
+  it('fails with TimeoutError when nothing acknowledges in time, and ignores a late answer', async () => {
+    // Something listens on the subject (so the server reports no "no responders") but never
+    // acknowledges, as a stream would that is stuck.
+    const names = falconNames(`${nats.names.namespace}mute`);
+    const heard: string[] = [];
+    const mute = nats.nc.subscribe(names.subject, { callback: (_err, m) => void heard.push(m.reply ?? '') });
+    try {
+      const started = performance.now();
+      const err = await createPublisher({ nc: nats.nc, jsm, names, timeoutMs: 300 })
+        .publish('{}')
+        .then(() => undefined, (e: unknown) => e);
+      expect(err).to.be.instanceOf(errors.TimeoutError);
+      expect(classifyPublishError(err)).to.equal('unavailable');
+      expect(performance.now() - started).to.be.at.least(300);
+      expect(heard).to.have.length(1);
+      // The ack that finally comes is dropped, not delivered to anyone.
+      nats.nc.publish(heard[0]!, JSON.stringify({ stream: names.stream, seq: 1 }));
+      await nats.nc.flush();
+    } finally {
+      mute.unsubscribe();
     }
   });
 });

@@ -46,7 +46,8 @@ export function summarizeProfiles(dir: string, files = readdirSync(dir)): string
     const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as Profile;
     const busy = topFrames(profile, 1000).filter((f) => f.frame !== '(idle)');
     const busyShare = busy.reduce((s, f) => s + f.share, 0);
-    out.push(`\n${basename(file)}: busy ${(busyShare * 100).toFixed(0)}% of the samples; top self time (share of busy time):`);
+    const service = profile.nodes.map((n) => /services\/(\w+)\/dist\/main\.js/.exec(n.callFrame.url)?.[1]).find(Boolean) ?? 'unknown';
+    out.push(`\n${service} (${basename(file)}): busy ${(busyShare * 100).toFixed(0)}% of the samples; top self time (share of busy time):`);
     for (const f of busy.slice(0, 15)) out.push(`  ${((f.share / busyShare) * 100).toFixed(1).padStart(5)}%  ${f.frame}`);
   }
   return `${out.join('\n')}\n`;

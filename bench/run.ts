@@ -34,6 +34,7 @@ const { values: args } = parseArgs({
     profile: { type: 'boolean', default: false },
     only: { type: 'string' },
     rounds: { type: 'string' },
+    backlog: { type: 'string' },
     out: { type: 'string' },
   },
 });
@@ -42,9 +43,10 @@ const PROFILE = args.profile;
 const N = SMOKE
   ? { seconds: 1, rounds: 1, persist: 2_000, batch: 1000, latencyRate: 100, latencySeconds: 1, fanoutClients: 20, fanoutSeconds: 1, queryRows: 2_000 }
   : { seconds: 8, rounds: 2, persist: 100_000, batch: 1000, latencyRate: 500, latencySeconds: 10, fanoutClients: 1000, fanoutSeconds: 10, queryRows: 200_000 };
-if (args.rounds) N.rounds = Number(args.rounds);
-const CONNECTIONS = [16, 50];
-const only = new Set<Section>((args.only?.split(',') ?? (PROFILE ? [] : SECTIONS)) as Section[]);
+if (args.rounds || PROFILE) N.rounds = Number(args.rounds ?? 1);
+if (args.backlog) N.persist = Number(args.backlog);
+const CONNECTIONS = PROFILE ? [16] : [16, 50];
+const only = new Set<Section>((args.only?.split(',') ?? (PROFILE ? ['pipeline'] : SECTIONS)) as Section[]);
 const OUT = args.out ?? (SMOKE || PROFILE || args.only ? join(tmpdir(), 'falcon-bench') : join(ROOT, 'bench', 'results'));
 
 interface Row {
@@ -139,6 +141,12 @@ function cpuSeconds(pid: number): number {
 async function backendPids(db: pg.Pool): Promise<number[]> {
   const { rows: r } = await db.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()');
   return r.map((x) => x.pid);
+}
+
+/** CPU seconds so far of the Postgres backends serving connections with this application_name. */
+async function backendCpu(db: pg.Pool, applicationName: string): Promise<number> {
+  const { rows: r } = await db.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1', [applicationName]);
+  return r.reduce((sum, x) => sum + cpuSeconds(x.pid), 0);
 }
 
 /** Sums CPU seconds of named process groups between start() and stop(). */
@@ -318,6 +326,8 @@ async function main(): Promise<void> {
       const simple: number[] = [];
       const falcon: number[] = [];
       const notes: string[] = [];
+      const simpleCpu = { persister: 0, postgres: 0 };
+      const falconCpu = { persister: 0, postgres: 0 };
       const spanRate = async (table: string, seqBefore: number) => {
         const { rows: r } = await db.query(`SELECT count(*)::int AS n, extract(epoch FROM max(persisted_at) - min(persisted_at))::float8 AS s FROM ${table} WHERE seq > $1`, [seqBefore]);
         return { stored: r[0].n as number, rate: r[0].n / Math.max(r[0].s as number, 0.001), span: r[0].s as number };
@@ -331,29 +341,38 @@ async function main(): Promise<void> {
         const simpleBefore = await maxSeq('simple_messages');
         const sp = await startSimplePersister();
         await waitFor('the simplest persister to drain', () => drained(jsm, simpleNames.stream, simpleConsumer), 600_000, 50);
+        simpleCpu.persister += cpuSeconds(sp.pid);
+        simpleCpu.postgres += await backendCpu(db, 'simple-persister');
         await sp.stop();
         const a = await spanRate('simple_messages', simpleBefore);
         simple.push(a.rate);
         const falconBefore = await maxSeq('messages');
         await s.stack.start('persister', 1);
         await waitFor("Falcon's persister to drain", () => drained(jsm, names.stream, names.persisterConsumer), 600_000, 50);
+        falconCpu.persister += pidOf('persister')().reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+        falconCpu.postgres += await backendCpu(db, 'falcon-persister');
         const b = await spanRate('messages', falconBefore);
         falcon.push(b.rate);
         await s.stack.kill('persister', 'SIGTERM');
         notes.push(`round ${r + 1}: Falcon ${b.stored} rows in ${b.span.toFixed(2)} s, simplest ${a.stored} in ${a.span.toFixed(2)} s`);
+      }
+      for (const [who, cpu, rates] of [['Falcon', falconCpu, falcon], ['simplest', simpleCpu, simple]] as const) {
+        for (const [k, v] of Object.entries(cpu)) {
+          cpuRows.push({ name: `${who} ${k}, draining a backlog`, cpuPer1k: (v / (N.persist * rates.length)) * 1000, note: `${v.toFixed(1)} CPU s for ${(N.persist * rates.length).toLocaleString('en-US')} messages, process start included` });
+        }
       }
       rows.push(ratioRow(`persister draining a ${N.persist.toLocaleString('en-US')} backlog`, 'rows/s', falcon, simple, 'simplest persister', 1.5, `batches up to ${N.batch}; time from the first to the last batch's transaction; ${notes.join('; ')}`));
     }
 
     // ------------------------------------------------------------ the whole pipeline
     let gatewayUrl = '';
-    const needPipeline = only.has('pipeline') || only.has('latency') || only.has('fanout') || PROFILE;
+    const needPipeline = only.has('pipeline') || only.has('latency') || only.has('fanout');
     if (needPipeline) {
       say("starting Falcon's persister and gateway, and the simplest persister");
       await s.stack.start('persister', 1);
       gatewayUrl = wsUrl((await s.stack.start('realtime', 1)).url);
     }
-    if (only.has('pipeline') || PROFILE) {
+    if (only.has('pipeline')) {
       const sp = await startSimplePersister();
       const watcher = await wsClients(gatewayUrl, 1, 1);
       const falconMeter = cpuMeter({ ingest: pidOf('ingest'), persister: pidOf('persister'), realtime: pidOf('realtime'), query: pidOf('query') });
@@ -375,18 +394,15 @@ async function main(): Promise<void> {
         for (const [k, v] of Object.entries({ ...meter.stop(), ...pgMeter.stop() })) cpu[k] = (cpu[k] ?? 0) + v;
         return { rate: accepted(result) / seconds, accepted: accepted(result), seconds, result };
       };
-      const profileRounds = PROFILE ? 1 : N.rounds;
-      for (const connections of PROFILE ? [16] : CONNECTIONS) {
+      for (const connections of CONNECTIONS) {
         const simple: number[] = [];
         const falcon: number[] = [];
         let note = '';
-        for (let r = 0; r < profileRounds; r++) {
+        for (let r = 0; r < N.rounds; r++) {
           say(`whole pipeline, ${connections} connections, round ${r + 1}: simplest pipeline, then Falcon (one WebSocket client)`);
-          if (!PROFILE) {
-            const a = await run(simpleIngestUrl, simpleNames.stream, simpleConsumer, connections, simpleMeter, simpleCpu);
-            simple.push(a.rate);
-            simpleMessages += a.accepted;
-          }
+          const a = await run(simpleIngestUrl, simpleNames.stream, simpleConsumer, connections, simpleMeter, simpleCpu);
+          simple.push(a.rate);
+          simpleMessages += a.accepted;
           await watcher.reset();
           const b = await run(s.ingest, names.stream, names.persisterConsumer, connections, falconMeter, falconCpu);
           falcon.push(b.rate);
@@ -394,7 +410,7 @@ async function main(): Promise<void> {
           await waitFor('the WebSocket client to see every message', async () => (await watcher.report()).frames >= b.accepted, 60_000, 50);
           note = `POST -> row stored (time until the consumer has nothing pending or unacked); Falcon p99 ${b.result.latency.p99} ms, non-2xx ${b.result.non2xx}`;
         }
-        if (!PROFILE) rows.push(ratioRow(`whole pipeline, ${connections} connections`, 'msg/s', falcon, simple, 'simplest pipeline', 1.0, note));
+        rows.push(ratioRow(`whole pipeline, ${connections} connections`, 'msg/s', falcon, simple, 'simplest pipeline', 1.0, note));
       }
       await watcher.close();
       await sp.stop();
@@ -404,7 +420,7 @@ async function main(): Promise<void> {
         }
       };
       per1k(falconCpu, falconMessages, 'Falcon');
-      if (!PROFILE) per1k(simpleCpu, simpleMessages, 'simplest');
+      per1k(simpleCpu, simpleMessages, 'simplest');
       // Exactly one row per accepted message, or the figures above mean nothing.
       // autocannon abandons the requests in flight when its time is up; their messages can land
       // in the stream just after the drain check, so the rows are awaited, then compared.

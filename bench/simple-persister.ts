@@ -15,7 +15,7 @@ const nc = await connect({ servers: natsUrl!.split(',') });
 const jsm = await jetstreamManager(nc);
 await jsm.consumers.add(stream!, { durable_name: durable, ack_policy: AckPolicy.Explicit, filter_subject: subject, max_ack_pending: 20_000 });
 const consumer = await jetstream(nc).consumers.get(stream!, durable!);
-const db = new pg.Client({ connectionString: databaseUrl });
+const db = new pg.Client({ connectionString: databaseUrl, application_name: 'simple-persister' });
 await db.connect();
 
 const waiting: JsMsg[] = [];

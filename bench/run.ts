@@ -143,6 +143,20 @@ async function backendPids(db: pg.Pool): Promise<number[]> {
   return r.map((x) => x.pid);
 }
 
+/** Pids of the NATS server(s) on this machine (shared with whoever else uses them). */
+function natsServerPids(): number[] {
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        return readFileSync(`/proc/${d}/comm`, 'utf8').trim() === 'nats-server';
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
 /** CPU seconds so far of the Postgres backends serving connections with this application_name. */
 async function backendCpu(db: pg.Pool, applicationName: string): Promise<number> {
   const { rows: r } = await db.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1', [applicationName]);
@@ -378,7 +392,8 @@ async function main(): Promise<void> {
       const falconMeter = cpuMeter({ ingest: pidOf('ingest'), persister: pidOf('persister'), realtime: pidOf('realtime'), query: pidOf('query') });
       const simpleMeter = cpuMeter({ ingest: () => [simpleIngestPid], persister: () => [sp.pid] });
       let pgPids: number[] = [];
-      const pgMeter = cpuMeter({ postgres: () => pgPids });
+      const natsPids = natsServerPids();
+      const pgMeter = cpuMeter({ postgres: () => pgPids, 'nats-server (whole, shared)': () => natsPids });
       const falconCpu: Record<string, number> = {};
       const simpleCpu: Record<string, number> = {};
       let falconMessages = 0;

@@ -143,6 +143,14 @@ async function backendPids(db: pg.Pool): Promise<number[]> {
   return r.map((x) => x.pid);
 }
 
+/** Average messages per batch a persister has written since it started, from its /metrics. */
+async function batchSizes(persisterUrl: string): Promise<number> {
+  const text = await (await fetch(`${persisterUrl}/metrics`)).text();
+  // Lines look like `name{service="persister",version="..."} 1234`.
+  const value = (name: string) => Number(text.split('\n').find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))?.split(' ').pop() ?? NaN);
+  return value('falcon_persister_batch_size_sum') / value('falcon_persister_batch_size_count');
+}
+
 /** Pids of the NATS server(s) on this machine (shared with whoever else uses them). */
 function natsServerPids(): number[] {
   return readdirSync('/proc')
@@ -423,7 +431,8 @@ async function main(): Promise<void> {
           falcon.push(b.rate);
           falconMessages += b.accepted;
           await waitFor('the WebSocket client to see every message', async () => (await watcher.report()).frames >= b.accepted, 60_000, 50);
-          note = `POST -> row stored (time until the consumer has nothing pending or unacked); Falcon p99 ${b.result.latency.p99} ms, non-2xx ${b.result.non2xx}`;
+          const batches = await batchSizes(s.stack.processes.find((p) => p.name === 'persister')!.url);
+          note = `POST -> row stored (time until the consumer has nothing pending or unacked); Falcon p99 ${b.result.latency.p99} ms, non-2xx ${b.result.non2xx}; Falcon's persister batches so far average ${batches.toFixed(1)} messages`;
         }
         rows.push(ratioRow(`whole pipeline, ${connections} connections`, 'msg/s', falcon, simple, 'simplest pipeline', 1.0, note));
       }

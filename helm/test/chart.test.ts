@@ -263,10 +263,10 @@ for (const { major, bin } of HELMS) {
       });
 
       it('sizes the persister’s memory limit from what it holds in flight', () => {
-        // (concurrency 2 + 3) x batchSize 1000 x maxBytes 64 KiB x 2, in MiB, + 160 MiB
-        expect(container(docs, 'persister').resources.limits.memory).to.equal(`${160 + (5 * 1000 * 65536 * 2) / 1048576}Mi`);
+        // (concurrency 4 + 3) x batchSize 1000 x maxBytes 64 KiB x 2, in MiB, + 160 MiB
+        expect(container(docs, 'persister').resources.limits.memory).to.equal(`${160 + Math.ceil((7 * 1000 * 65536 * 2) / 1048576)}Mi`);
         const smaller = render(['--set', 'persister.batchSize=100', '--set', 'ingest.maxBytes=16384']);
-        expect(container(smaller, 'persister').resources.limits.memory).to.equal(`${160 + Math.ceil((5 * 100 * 16384 * 2) / 1048576)}Mi`);
+        expect(container(smaller, 'persister').resources.limits.memory).to.equal(`${160 + Math.ceil((7 * 100 * 16384 * 2) / 1048576)}Mi`);
         const explicit = render(['--set', 'persister.resources.limits.memory=2Gi']);
         expect(container(explicit, 'persister').resources.limits).to.deep.equal({ cpu: '1', memory: '2Gi' });
       });

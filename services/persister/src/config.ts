@@ -40,7 +40,7 @@ const schema = {
     ...databaseEnv,
     ...portEnv(DEFAULT_PORTS.persister),
     PERSISTER_BATCH_SIZE: { type: 'integer', minimum: 1, maximum: 10000, default: 1000 },
-    PERSISTER_CONCURRENCY: { type: 'integer', minimum: 1, maximum: 16, default: 2 },
+    PERSISTER_CONCURRENCY: { type: 'integer', minimum: 1, maximum: 16, default: 4 },
     PERSISTER_MAX_DELIVER: { type: 'integer', minimum: 1, maximum: 1000, default: 10 },
     PERSISTER_ACK_WAIT_MS: { type: 'integer', minimum: 1000, maximum: 3600000, default: 30000 },
     PERSISTER_MAX_ACK_PENDING: { type: 'integer', minimum: 1, maximum: 1000000, default: 20000 },

@@ -606,7 +606,7 @@ const measuredVersions: Record<string, string> = { node: process.version };
 /** Versions of the packages on the measured paths, read from their installed package.json. */
 function packageVersions(): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const name of ['koa', '@koa/bodyparser', '@nats-io/jetstream', '@nats-io/transport-node', 'pg', 'pg-copy-streams', 'uWebSockets.js', 'autocannon']) {
+  for (const name of ['koa', 'raw-body', '@nats-io/jetstream', '@nats-io/transport-node', 'pg', 'pg-copy-streams', 'uWebSockets.js', 'autocannon']) {
     try {
       const pkg = JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { name: string; version: string };
       out[name] = name === pkg.name ? pkg.version : `${pkg.name}@${pkg.version}`;

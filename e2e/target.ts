@@ -83,7 +83,8 @@ export async function startLocalStack(
     logs: { dir: join(ROOT, '.falcon', 'logs', namespace) },
     ...stackOptions,
   });
-  const origins = [stack.urls.ingest, stack.urls.query];
+  // A stack started without query (replicas: { query: 0 }) has no URL for it.
+  const origins = [stack.urls.ingest, stack.urls.query].filter((url) => url !== '');
   if (suiteAuth) sendTokenTo(origins, await mintToken({ sub: SUITE_SUB, expiresIn: 6 * 3600 }));
   return {
     ...(suiteAuth ? { publisher: SUITE_SUB } : {}),

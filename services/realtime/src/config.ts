@@ -1,8 +1,32 @@
 import { fileURLToPath } from 'node:url';
-import { ConfigError, DEFAULT_PORTS, SCOPES, commonEnv, natsEnv, parseEnv, serviceBasics, type ServiceBasics, portEnv, type CommonConfig, type NatsConfig, unverifiedScopes } from '@falcon/shared';
+import {
+  authEnv,
+  authSettings,
+  commonEnv,
+  ConfigError,
+  DEFAULT_PORTS,
+  natsAuthEnv,
+  natsEnv,
+  natsTransportSettings,
+  parseEnv,
+  portEnv,
+  SCOPES,
+  serviceBasics,
+  unverifiedScopes,
+  type AuthConfig,
+  type AuthSettings,
+  type CommonConfig,
+  type NatsAuthConfig,
+  type NatsConfig,
+  type NatsTransportSettings,
+  type ServiceBasics,
+} from '@falcon/shared';
 
 export interface Config extends ServiceBasics {
   natsUrl: string;
+  natsTransport: NatsTransportSettings;
+  /** Who may open /ws and /sse (messages:subscribe); off unless a secret or key set is configured. */
+  auth: AuthSettings;
   webDir: string;
   /** Ingest URL the page posts to; undefined derives it from the page's host and ingest's default port. */
   publicIngestUrl: string | undefined;
@@ -15,6 +39,8 @@ export interface Config extends ServiceBasics {
   historyMaxBytes: number;
   maxBackpressure: number;
   idleTimeoutSeconds: number;
+  /** How often an idle /sse stream gets a comment, so proxies do not close it as idle. */
+  sseHeartbeatSeconds: number;
 }
 
 const schema = {
@@ -22,6 +48,8 @@ const schema = {
   properties: {
     ...commonEnv,
     ...natsEnv,
+    ...natsAuthEnv,
+    ...authEnv,
     ...portEnv(DEFAULT_PORTS.realtime),
     REALTIME_WEB_DIR: { type: 'string', minLength: 1 },
     // Origins only end up in the page's Content-Security-Policy: no spaces, commas or semicolons.
@@ -32,10 +60,11 @@ const schema = {
     REALTIME_HISTORY_MAX_BYTES: { type: 'integer', minimum: 0, maximum: 4294967296, default: 33554432 },
     REALTIME_MAX_BACKPRESSURE_BYTES: { type: 'integer', minimum: 1024, maximum: 268435456, default: 1048576 },
     REALTIME_IDLE_TIMEOUT_SECONDS: { type: 'integer', minimum: 8, maximum: 960, default: 60 },
+    REALTIME_SSE_HEARTBEAT_SECONDS: { type: 'integer', minimum: 1, maximum: 300, default: 15 },
   },
 } as const;
 
-interface Env extends CommonConfig, NatsConfig {
+interface Env extends CommonConfig, NatsConfig, NatsAuthConfig, AuthConfig {
   REALTIME_WEB_DIR?: string;
   REALTIME_PUBLIC_INGEST_URL?: string;
   REALTIME_PUBLIC_QUERY_URL?: string;
@@ -44,6 +73,7 @@ interface Env extends CommonConfig, NatsConfig {
   REALTIME_HISTORY_MAX_BYTES: number;
   REALTIME_MAX_BACKPRESSURE_BYTES: number;
   REALTIME_IDLE_TIMEOUT_SECONDS: number;
+  REALTIME_SSE_HEARTBEAT_SECONDS: number;
 }
 
 /** The scopes a page token may carry: anyone who opens the page can read it from /config.json. */
@@ -73,6 +103,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   return {
     ...serviceBasics(e),
     natsUrl: e.NATS_URL,
+    natsTransport: natsTransportSettings(e),
+    auth: authSettings(e),
     // services/realtime/dist -> web/ in the repository and in the image alike.
     webDir: e.REALTIME_WEB_DIR ?? fileURLToPath(new URL('../../../web', import.meta.url)),
     publicIngestUrl: e.REALTIME_PUBLIC_INGEST_URL,
@@ -82,5 +114,6 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     historyMaxBytes: e.REALTIME_HISTORY_MAX_BYTES,
     maxBackpressure: e.REALTIME_MAX_BACKPRESSURE_BYTES,
     idleTimeoutSeconds: e.REALTIME_IDLE_TIMEOUT_SECONDS,
+    sseHeartbeatSeconds: e.REALTIME_SSE_HEARTBEAT_SECONDS,
   };
 }

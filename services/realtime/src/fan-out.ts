@@ -1,4 +1,4 @@
-import { isEnvelope, messageFrame, type Logger } from '@falcon/shared';
+import { messageFrame, splitEnvelope, type Logger } from '@falcon/shared';
 import type { FrameHistory } from './history.js';
 import type { RealtimeMetrics } from './metrics.js';
 
@@ -44,7 +44,8 @@ export interface Subscriber {
 
 export interface FanOutDeps {
   log: Logger;
-  metrics: Pick<RealtimeMetrics, 'clients' | 'frames' | 'slowDisconnects'>;
+  metrics: Pick<RealtimeMetrics, 'clients' | 'frames' | 'slowDisconnects' | 'deliveryLag'>;
+  now?: () => number;
   history: FrameHistory;
   /** The stream's last seq when the live feed began. */
   startSeq: number;
@@ -74,6 +75,15 @@ export interface FanOut {
   stop(): void;
 }
 
+/** The envelope's receivedAt, or undefined when it is not an envelope the persister would store. */
+function receivedAtOf(envelope: string): string | undefined {
+  try {
+    return splitEnvelope(envelope).receivedAt;
+  } catch {
+    return undefined;
+  }
+}
+
 interface Entry extends Subscriber {
   waiter: (() => void) | undefined;
 }
@@ -93,6 +103,7 @@ export function createFanOut(deps: FanOutDeps): FanOut {
   const direct = new Set<Entry>();
   let lastSeq = deps.startSeq;
   let bytesSinceSweep = 0;
+  const now = deps.now ?? Date.now;
 
   const count = () => deps.metrics.clients.set(all.size);
 
@@ -116,7 +127,8 @@ export function createFanOut(deps: FanOutDeps): FanOut {
   return {
     push(seq, envelope) {
       if (seq <= lastSeq) return;
-      if (!isEnvelope(envelope)) {
+      const receivedAt = receivedAtOf(envelope);
+      if (receivedAt === undefined) {
         // Not a message the persister would store (a foreign publisher): browsers get only
         // contract frames, and the same set the query API will return.
         lastSeq = seq;
@@ -131,6 +143,7 @@ export function createFanOut(deps: FanOutDeps): FanOut {
       deps.broadcast?.(frame);
       for (const entry of direct) entry.sink.send(frame, seq);
       deps.metrics.frames.inc();
+      deps.metrics.deliveryLag.observe(Math.max(0, now() - Date.parse(receivedAt)) / 1000);
     },
     lastSeq: () => lastSeq,
     framesAfter: (since) => deps.history.slice(since, lastSeq),

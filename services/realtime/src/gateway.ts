@@ -1,9 +1,11 @@
 import uWS from 'uWebSockets.js';
-import { problem, type Logger, type Probes } from '@falcon/shared';
+import { problem, type Authenticator, type Logger, type Principal } from '@falcon/shared';
+import { admitSubscriber, atExpiry, readCredentials } from './access.js';
 import type { Subscriptions } from './catch-up.js';
 import { CLOSE_GOING_AWAY, CLOSE_TRY_AGAIN_LATER, type FanOut, type Subscriber, type SubscriberSink } from './fan-out.js';
 import { registerHttpRoutes, writeProblem, type HttpRoutesDeps } from './http-routes.js';
 import { parseSince } from './resume.js';
+import { createSseEncoder, startSseStream, type SseStream } from './sse.js';
 
 const TOPIC = 'messages';
 
@@ -12,6 +14,10 @@ export interface GatewayDeps extends Omit<HttpRoutesDeps, 'status'> {
   /** Buffered bytes above which a client is disconnected with 1013. */
   maxBackpressure: number;
   idleTimeoutSeconds: number;
+  /** Who may open /ws and /sse; `enabled: false` lets everyone. */
+  auth: Authenticator;
+  /** Interval of the comments that keep an idle /sse stream open through proxies. */
+  sseHeartbeatMs: number;
 }
 
 /** What the gateway serves once it follows the stream. */
@@ -23,20 +29,25 @@ export interface GatewayFeed {
 
 export interface Gateway {
   listen(port: number, host?: string): Promise<number>;
-  /** Starts serving /ws from the stream; until then /ws answers 503 with Retry-After. */
+  /** Starts serving /ws and /sse from the stream; until then they answer 503 with Retry-After. */
   attach(feed: GatewayFeed): void;
   /** Sends a frame to every WebSocket that joined the live broadcast. */
   broadcast(frame: string): void;
-  /** Closes every client with 1001 so it reconnects elsewhere; /ws answers 503 from now on. */
+  /** Closes every client (1001; /sse streams end) so it reconnects elsewhere; 503 from now on. */
   closeClients(): void;
-  /** Stops listening (probes included). */
+  /** Stops listening (probes included) and the /sse heartbeat. */
   close(): void;
 }
 
 interface Connection {
   since: number | undefined;
+  principal: Principal | undefined;
   subscriber: Subscriber | undefined;
+  cancelExpiry: () => void;
 }
+
+/** Close code 1008 (RFC 6455 section 7.4.1): the token the connection was opened with expired. */
+export const CLOSE_POLICY_VIOLATION = 1008;
 
 function webSocketSink(ws: uWS.WebSocket<Connection>, closed: () => boolean): SubscriberSink {
   return {
@@ -53,12 +64,52 @@ function webSocketSink(ws: uWS.WebSocket<Connection>, closed: () => boolean): Su
   };
 }
 
-/** The uWS application: /ws on top of the fan-out and the resume, and the plain HTTP routes. */
+/**
+ * The uWS application: /ws and /sse on top of the one fan-out and resume, both behind the
+ * same token check, and the plain HTTP routes.
+ */
 export function createGateway(deps: GatewayDeps): Gateway {
   const app = uWS.App();
   let feed: GatewayFeed | undefined;
   let accepting = true;
   let listenSocket: uWS.us_listen_socket | undefined;
+  const sseStreams = new Set<SseStream>();
+  const encodeSse = createSseEncoder();
+  const heartbeat = setInterval(() => {
+    for (const stream of sseStreams) stream.heartbeat();
+  }, deps.sseHeartbeatMs);
+  heartbeat.unref();
+
+  /** The feed while new subscribers are served; otherwise answers 503 and returns undefined. */
+  function servingFeed(res: uWS.HttpResponse): GatewayFeed | undefined {
+    if (feed && accepting && !deps.probes.isDraining()) return feed;
+    const detail = feed ? 'this gateway is shutting down; reconnect' : 'this gateway is starting; retry shortly';
+    writeProblem(res, 503, problem(503, 'unavailable', detail), { 'retry-after': '1' });
+    return undefined;
+  }
+
+  function refuseBadSince(res: uWS.HttpResponse, name: string, path: string): void {
+    writeProblem(res, 400, problem(400, 'invalid-parameter', `${name} must be a non-negative integer`, [{ path, message: 'must be a non-negative integer' }]));
+  }
+
+  /**
+   * Runs the resume of a subscriber the fan-out has just registered, and closes it (1008) when
+   * its token expires. Returns the cancel of that close, for the transport's own close.
+   */
+  function startSubscription(current: GatewayFeed, subscriber: Subscriber, since: number | undefined, principal: Principal | undefined): () => void {
+    const cancelExpiry = atExpiry(principal?.expiresAt, () => {
+      if (subscriber.isClosed()) return;
+      deps.log.debug({ sub: principal?.sub }, 'token expired; closing the connection');
+      subscriber.sink.close(CLOSE_POLICY_VIOLATION, 'token expired');
+      subscriber.closed();
+    });
+    current.subscriptions.open(subscriber, since).catch((err: unknown) => {
+      deps.log.warn({ err }, 'resume failed; closing the connection');
+      subscriber.sink.close(CLOSE_TRY_AGAIN_LATER, 'resume failed');
+      subscriber.closed();
+    });
+    return cancelExpiry;
+  }
 
   app.ws<Connection>('/ws', {
     compression: uWS.DISABLED,
@@ -70,23 +121,16 @@ export function createGateway(deps: GatewayDeps): Gateway {
     maxBackpressure: deps.maxBackpressure * 2,
     closeOnBackpressureLimit: 1,
     upgrade: (res, req, context) => {
+      // uWS' request lives only until this handler returns: everything is read now.
       const since = parseSince(req.getQuery('since'));
-      if (since === 'invalid') {
-        writeProblem(res, 400, problem(400, 'invalid-parameter', 'since must be a non-negative integer', [{ path: 'query:since', message: 'must be a non-negative integer' }]));
-        return;
-      }
-      if (!feed || !accepting || deps.probes.isDraining()) {
-        const detail = feed ? 'this gateway is shutting down; reconnect' : 'this gateway is starting; retry shortly';
-        writeProblem(res, 503, problem(503, 'unavailable', detail), { 'retry-after': '1' });
-        return;
-      }
-      res.upgrade<Connection>(
-        { since, subscriber: undefined },
-        req.getHeader('sec-websocket-key'),
-        req.getHeader('sec-websocket-protocol'),
-        req.getHeader('sec-websocket-extensions'),
-        context,
-      );
+      const key = req.getHeader('sec-websocket-key');
+      const protocol = req.getHeader('sec-websocket-protocol');
+      const extensions = req.getHeader('sec-websocket-extensions');
+      admitSubscriber(res, readCredentials(req), deps, (principal) => {
+        if (since === 'invalid') return refuseBadSince(res, 'since', 'query:since');
+        if (!servingFeed(res)) return;
+        res.upgrade<Connection>({ since, principal, subscriber: undefined, cancelExpiry: () => {} }, key, protocol, extensions, context);
+      });
     },
     open: (ws) => {
       const connection = ws.getUserData();
@@ -95,18 +139,40 @@ export function createGateway(deps: GatewayDeps): Gateway {
         return;
       }
       // Once closed (by uWS' close handler or by the fan-out) the socket is never touched again.
-      let subscriber: Subscriber | undefined;
-      subscriber = feed.fanOut.add(webSocketSink(ws, () => subscriber?.isClosed() ?? false));
+      const subscriber = feed.fanOut.add(webSocketSink(ws, () => connection.subscriber?.isClosed() ?? false));
       connection.subscriber = subscriber;
-      const opened = subscriber;
-      feed.subscriptions.open(opened, connection.since).catch((err: unknown) => {
-        deps.log.warn({ err }, 'resume failed; closing the connection');
-        opened.sink.close(CLOSE_TRY_AGAIN_LATER, 'resume failed');
-        opened.closed();
-      });
+      connection.cancelExpiry = startSubscription(feed, subscriber, connection.since, connection.principal);
     },
     drain: (ws) => ws.getUserData().subscriber?.drained(),
-    close: (ws) => ws.getUserData().subscriber?.closed(),
+    close: (ws) => {
+      const connection = ws.getUserData();
+      connection.cancelExpiry();
+      connection.subscriber?.closed();
+    },
+  });
+
+  app.get('/sse', (res, req) => {
+    // The standard resume (an EventSource sends the last id it saw), else ?since= as on /ws.
+    const lastEventId = req.getHeader('last-event-id');
+    const since = lastEventId ? parseSince(lastEventId) : parseSince(req.getQuery('since'));
+    admitSubscriber(res, readCredentials(req), deps, (principal) => {
+      if (since === 'invalid') return lastEventId ? refuseBadSince(res, 'Last-Event-ID', 'header:last-event-id') : refuseBadSince(res, 'since', 'query:since');
+      const current = servingFeed(res);
+      if (!current) return;
+      const state: { stream?: SseStream; subscriber?: Subscriber; cancelExpiry: () => void } = { cancelExpiry: () => {} };
+      const stream = startSseStream(res, encodeSse, since, {
+        drained: () => state.subscriber?.drained(),
+        ended: () => {
+          if (state.stream) sseStreams.delete(state.stream);
+          state.cancelExpiry();
+          state.subscriber?.closed();
+        },
+      });
+      state.stream = stream;
+      sseStreams.add(stream);
+      state.subscriber = current.fanOut.add(stream.sink);
+      state.cancelExpiry = startSubscription(current, state.subscriber, since, principal);
+    });
   });
 
   registerHttpRoutes(app, { ...deps, status: () => feed?.status() });
@@ -132,6 +198,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       feed?.fanOut.closeAll(CLOSE_GOING_AWAY, 'gateway shutting down; reconnect with since');
     },
     close() {
+      clearInterval(heartbeat);
       if (listenSocket) uWS.us_listen_socket_close(listenSocket);
       listenSocket = undefined;
     },

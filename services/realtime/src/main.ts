@@ -1,5 +1,5 @@
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { connectNats, falconNames, runService, startupTimes, waitForStream } from '@falcon/shared';
+import { connectNats, createAuthenticator, falconNames, runService, startupTimes, waitForStream } from '@falcon/shared';
 import { createSubscriptions } from './catch-up.js';
 import { loadConfig } from './config.js';
 import { createFanOut } from './fan-out.js';
@@ -26,12 +26,14 @@ await runService({
       pageHeaders: (host) => pageHeaders(config, host),
       maxBackpressure: config.maxBackpressure,
       idleTimeoutSeconds: config.idleTimeoutSeconds,
+      auth: createAuthenticator(config.auth),
+      sseHeartbeatMs: config.sseHeartbeatSeconds * 1000,
     });
     const port = await gateway.listen(config.port);
     life.onStop('listener', () => gateway.close());
     log.info({ port, ...startupTimes() }, 'listening');
 
-    const link = await connectNats({ url: config.natsUrl, name: 'falcon-realtime', log, signal });
+    const link = await connectNats({ url: config.natsUrl, name: 'falcon-realtime', log, signal, transport: config.natsTransport });
     life.onStop('nats', () => link.nc.drain());
     probes.addCheck('nats', link.isConnected);
     const js = jetstream(link.nc);
@@ -63,9 +65,10 @@ await runService({
         bounds,
         metrics,
         resumeBufferBytes: Math.floor(config.maxBackpressure / 2),
-        // Under the idle timeout, so a reader that stopped is closed with 1013 by this rule
-        // rather than cut by uWS' idle timer.
-        stallMs: Math.min(10_000, (config.idleTimeoutSeconds * 1000) / 2),
+        // Under the WebSocket idle timeout and uWS' 10 s HTTP timeout of a response that
+        // cannot write (8 to 12 s: its timer ticks every 4 s), so a reader that stopped is
+        // closed by this rule and counted as slow rather than cut by uWS' timers.
+        stallMs: Math.min(6_000, (config.idleTimeoutSeconds * 1000) / 2),
       }),
       status: () => ({ ...bounds.status(), clients: fanOut.size(), gatewayLastSeq: fanOut.lastSeq() }),
     });

@@ -1,73 +1,27 @@
-import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { expect } from 'chai';
 import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
-import { DEFAULT_STREAM_OPTIONS, encodeEnvelope, ensureMessagesStream, messageFrameSchema, newMessageId, welcomeFrameSchema } from '@falcon/shared';
-import { testNats, type TestNats } from '../../../../test-support/infra.js';
-import { killServices, spawnService, type ServiceRun } from '../../../../test-support/service-process.js';
+import { encodeEnvelope, messageFrameSchema, newMessageId, welcomeFrameSchema } from '@falcon/shared';
+import { spawnService, type ServiceRun } from '../../../../test-support/service-process.js';
 import { openClient, type TestClient } from '../../../../test-support/ws-client.js';
 import { waitFor } from '../../../../scripts/stack.js';
 import { mintToken } from '../../../../test-support/tokens.js';
-
-async function metric(url: string, name: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
-  return line ? Number(line.split(' ').pop()) : NaN;
-}
+import { metric, range, useGatewayFixture } from './gateway-fixture.js';
 
 /** The compiled gateway as its own process, as it ships. */
 describe('realtime gateway against JetStream', function () {
   this.timeout(60_000);
-  let nats: TestNats;
-  let js: JetStreamClient;
-  let jsm: JetStreamManager;
-  const services: ServiceRun[] = [];
-  const clients: TestClient[] = [];
+  const fixture = useGatewayFixture();
+  const { services } = fixture;
 
   async function gateway(env: Record<string, string> = {}): Promise<string> {
-    const service = await spawnService('realtime', { NATS_URL: nats.url, FALCON_NAMESPACE: nats.names.namespace, ...env });
-    services.push(service);
-    await waitFor('the gateway to be ready', async () => (await fetch(`${service.url}/readyz`)).status === 200, 20_000, 50);
+    const service = await fixture.start(env);
     return `ws://127.0.0.1:${service.port}/ws`;
   }
 
-  /** The last seq the gateway has pushed, from its status document. */
-  async function gatewayLastSeq(service: ServiceRun): Promise<number> {
-    const status = (await (await fetch(`${service.url}/status.json`)).json()) as { gatewayLastSeq: number };
-    return status.gatewayLastSeq;
-  }
-
-  async function client(url: string): Promise<TestClient> {
-    const c = await openClient(url);
-    clients.push(c);
-    return c;
-  }
-
-  async function publish(count: number): Promise<number[]> {
-    const seqs: number[] = [];
-    for (let i = 0; i < count; i++) {
-      const ack = await js.publish(nats.names.subject, encodeEnvelope(newMessageId(), new Date().toISOString(), `{"i":${i}}`));
-      seqs.push(ack.seq);
-    }
-    return seqs;
-  }
-
-  const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
-
-  beforeEach(async () => {
-    nats = await testNats();
-    js = jetstream(nats.nc);
-    jsm = await jetstreamManager(nats.nc);
-    await ensureMessagesStream(jsm, nats.names, DEFAULT_STREAM_OPTIONS);
-  });
-
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.close()));
-    const codes = await Promise.all(services.splice(0).map((s) => s.stop()));
-    await killServices();
-    await nats.cleanup();
-    expect(codes.every((code) => code === 0), `exit codes ${codes.join(', ')}`).to.equal(true);
-  });
+  const gatewayLastSeq = (service: ServiceRun) => fixture.lastSeq(service);
+  const client = async (url: string): Promise<TestClient> => fixture.track(await openClient(url));
+  const publish = (count: number) => fixture.publish(count);
 
   it('greets with welcome and then pushes every new message in seq order', async () => {
     await publish(3);
@@ -115,7 +69,7 @@ describe('realtime gateway against JetStream', function () {
 
   it('says recovered false when the stream no longer holds since + 1, then goes live', async () => {
     await publish(30);
-    await jsm.streams.purge(nats.names.stream, { keep: 10 });
+    await fixture.jsm.streams.purge(fixture.nats.names.stream, { keep: 10 });
     const url = await gateway();
     const c = await client(`${url}?since=5`);
     await waitFor('welcome', () => c.frames.length > 0);
@@ -177,7 +131,7 @@ describe('realtime gateway against JetStream', function () {
 
   it('refuses to start with a page token that could post, without printing it', async () => {
     const token = await mintToken({ sub: 'live-page', scope: 'messages:read messages:subscribe messages:write' });
-    const run = await spawnService('realtime', { NATS_URL: nats.url, FALCON_NAMESPACE: nats.names.namespace, REALTIME_PAGE_TOKEN: token });
+    const run = await spawnService('realtime', { NATS_URL: fixture.nats.url, FALCON_NAMESPACE: fixture.nats.names.namespace, REALTIME_PAGE_TOKEN: token });
     expect(await run.exited).to.not.equal(0);
     const output = JSON.stringify(run.logs) + run.stderr.join('\n');
     expect(output).to.contain('REALTIME_PAGE_TOKEN').and.to.contain('messages:write');
@@ -198,8 +152,8 @@ describe('realtime gateway against JetStream', function () {
     const live = await client(url);
     await waitFor('welcome', () => live.frames.length > 0);
     await publish(1);
-    const foreign = await js.publish(nats.names.subject, encodeEnvelope(newMessageId(), new Date().toISOString(), '{"broken": '));
-    const notObject = await js.publish(nats.names.subject, encodeEnvelope(newMessageId(), new Date().toISOString(), '"just text"'));
+    const foreign = await fixture.js.publish(fixture.nats.names.subject, encodeEnvelope(newMessageId(), new Date().toISOString(), '{"broken": '));
+    const notObject = await fixture.js.publish(fixture.nats.names.subject, encodeEnvelope(newMessageId(), new Date().toISOString(), '"just text"'));
     await publish(1);
     await live.waitForSeq(4);
     expect(live.seqs()).to.deep.equal([1, 4]);
@@ -218,7 +172,7 @@ describe('realtime gateway against JetStream', function () {
     const pad = 'x'.repeat(1100);
     for (let start = 0; start < 10_000; start += 500) {
       await Promise.all(
-        Array.from({ length: 500 }, (_, i) => js.publish(nats.names.subject, encodeEnvelope(newMessageId(), new Date().toISOString(), `{"i":${start + i},"pad":"${pad}"}`))),
+        Array.from({ length: 500 }, (_, i) => fixture.js.publish(fixture.nats.names.subject, encodeEnvelope(newMessageId(), new Date().toISOString(), `{"i":${start + i},"pad":"${pad}"}`))),
       );
     }
     await waitFor('gateway to see 10,000', async () => (await gatewayLastSeq(services[0]!)) === 10_000, 30_000);
@@ -234,7 +188,7 @@ describe('realtime gateway against JetStream', function () {
     const url = await gateway({ REALTIME_HISTORY_SIZE: '5000', REALTIME_MAX_BACKPRESSURE_BYTES: String(64 * 1024), REALTIME_IDLE_TIMEOUT_SECONDS: '8' });
     const pad = 'y'.repeat(4000);
     for (let start = 0; start < 3000; start += 500) {
-      await Promise.all(Array.from({ length: 500 }, (_, i) => js.publish(nats.names.subject, encodeEnvelope(newMessageId(), new Date().toISOString(), `{"i":${start + i},"pad":"${pad}"}`))));
+      await Promise.all(Array.from({ length: 500 }, (_, i) => fixture.js.publish(fixture.nats.names.subject, encodeEnvelope(newMessageId(), new Date().toISOString(), `{"i":${start + i},"pad":"${pad}"}`))));
     }
     await waitFor('gateway to see 3,000', async () => (await gatewayLastSeq(services[0]!)) === 3000, 30_000);
     const stuck = await client(`${url}?since=0`);

@@ -25,9 +25,12 @@ export interface TestClient {
   close(): Promise<void>;
 }
 
-/** Opens a WebSocket and records every frame; rejects if the upgrade is refused. */
-export async function openClient(url: string): Promise<TestClient> {
-  const ws = new WebSocket(url);
+/**
+ * Opens a WebSocket and records every frame; rejects if the upgrade is refused, with the
+ * refusal's status, headers and body.
+ */
+export async function openClient(url: string, headers: Record<string, string> = {}): Promise<TestClient> {
+  const ws = new WebSocket(url, { headers });
   const frames: Frame[] = [];
   const arrivals = new Map<number, number>();
   ws.on('message', (data) => {
@@ -39,7 +42,15 @@ export async function openClient(url: string): Promise<TestClient> {
   await new Promise<void>((resolve, reject) => {
     ws.once('open', () => resolve());
     ws.once('error', reject);
-    ws.once('unexpected-response', (_req, res) => reject(Object.assign(new Error(`upgrade refused: ${res.statusCode}`), { status: res.statusCode })));
+    ws.once('unexpected-response', (req, res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => {
+        req.destroy();
+        reject(Object.assign(new Error(`upgrade refused: ${res.statusCode}`), { status: res.statusCode, headers: res.headers, body }));
+      });
+    });
   });
   const seqs = () => frames.filter((f) => f.type === 'message').map((f) => f.seq as number);
   return {

@@ -52,7 +52,7 @@ function sendTokenTo(origins: string[], token: string): void {
   };
 }
 
-/** The suite's Authorization header for a stack URL, for requests made below fetch (raw TCP, WebSocket). */
+/** The suite's Authorization header for a stack URL, for requests made below fetch (raw TCP, WebSocket, SSE). */
 export function suiteHeaders(url: string): Record<string, string> {
   const token = suiteTokens.get(new URL(url).origin);
   return token === undefined ? {} : { authorization: `Bearer ${token}` };
@@ -83,8 +83,8 @@ export async function startLocalStack(
     logs: { dir: join(ROOT, '.falcon', 'logs', namespace) },
     ...stackOptions,
   });
-  // A stack started without query (replicas: { query: 0 }) has no URL for it.
-  const origins = [stack.urls.ingest, stack.urls.query].filter((url) => url !== '');
+  // A stack started without some services (replicas: { query: 0 }) has no URL for them.
+  const origins = [stack.urls.ingest, stack.urls.query, ...stack.urls.realtime].filter((url) => url !== '');
   if (suiteAuth) sendTokenTo(origins, await mintToken({ sub: SUITE_SUB, expiresIn: 6 * 3600 }));
   return {
     ...(suiteAuth ? { publisher: SUITE_SUB } : {}),
@@ -126,7 +126,7 @@ export function target(): Promise<Target> {
     if (INGEST_URL && QUERY_URL && REALTIME_URL) {
       const remote: Target = { ingest: INGEST_URL, query: QUERY_URL, realtime: REALTIME_URL.split(','), persister: (process.env['PERSISTER_URL'] ?? '').split(',').filter(Boolean), stack: undefined };
       if (FALCON_TOKEN) {
-        sendTokenTo([INGEST_URL, QUERY_URL], FALCON_TOKEN);
+        sendTokenTo([INGEST_URL, QUERY_URL, ...remote.realtime], FALCON_TOKEN);
         remote.publisher = decodeJwt(FALCON_TOKEN).sub;
       }
       return remote;
@@ -141,4 +141,18 @@ export async function stopTarget(): Promise<void> {
   await local?.stop();
 }
 
-export const wsUrl = (httpUrl: string, query = '') => `${httpUrl.replace(/^http/, 'ws')}/ws${query}`;
+/**
+ * The URL of a gateway's /ws or /sse. With auth on, it carries the suite's token as
+ * `access_token` (what a browser's WebSocket and EventSource must do), so every realtime client
+ * of the suites, resuming ones included, connects the same way with auth on and off.
+ */
+function realtimeUrl(httpUrl: string, path: '/ws' | '/sse', query: string): string {
+  const url = new URL(`${httpUrl}${path}${query}`);
+  const token = suiteTokens.get(url.origin);
+  if (token !== undefined) url.searchParams.set('access_token', token);
+  if (path === '/ws') url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  return url.toString();
+}
+
+export const wsUrl = (httpUrl: string, query = '') => realtimeUrl(httpUrl, '/ws', query);
+export const sseUrl = (httpUrl: string, query = '') => realtimeUrl(httpUrl, '/sse', query);

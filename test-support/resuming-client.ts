@@ -35,8 +35,10 @@ export function openResumingClient(url: () => string): ResumingClient {
   };
   let current: WebSocket | undefined;
   const connect = () => {
-    const since = state.last === undefined ? '' : `?since=${state.last}`;
-    const ws = new WebSocket(`${url()}${since}`);
+    // The URL may carry a query already (an access_token).
+    const target = new URL(url());
+    if (state.last !== undefined) target.searchParams.set('since', String(state.last));
+    const ws = new WebSocket(target);
     current = ws;
     ws.on('message', (data) => {
       const frame = JSON.parse(String(data)) as { type: string; seq?: number; lastSeq?: number };

@@ -5,7 +5,7 @@ import type { Subscriptions } from './catch-up.js';
 import { CLOSE_GOING_AWAY, CLOSE_TRY_AGAIN_LATER, type FanOut, type Subscriber, type SubscriberSink } from './fan-out.js';
 import { registerHttpRoutes, writeProblem, type HttpRoutesDeps } from './http-routes.js';
 import { parseSince } from './resume.js';
-import { createSseEncoder, startSseStream, type SseStream } from './sse.js';
+import { createSseEncoder, endWithRetry, startSseStream, type SseStream } from './sse.js';
 
 const TOPIC = 'messages';
 
@@ -80,9 +80,16 @@ export function createGateway(deps: GatewayDeps): Gateway {
   }, deps.sseHeartbeatMs);
   heartbeat.unref();
 
-  /** The feed while new subscribers are served; otherwise answers 503 and returns undefined. */
-  function servingFeed(res: uWS.HttpResponse): GatewayFeed | undefined {
+  /**
+   * The feed while new subscribers are served; otherwise answers (503, or for an event-stream
+   * client a stream that asks to reconnect) and returns undefined.
+   */
+  function servingFeed(res: uWS.HttpResponse, eventStream = false): GatewayFeed | undefined {
     if (feed && accepting && !deps.probes.isDraining()) return feed;
+    if (eventStream) {
+      endWithRetry(res, 1000);
+      return undefined;
+    }
     const detail = feed ? 'this gateway is shutting down; reconnect' : 'this gateway is starting; retry shortly';
     writeProblem(res, 503, problem(503, 'unavailable', detail), { 'retry-after': '1' });
     return undefined;
@@ -155,9 +162,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
     // The standard resume (an EventSource sends the last id it saw), else ?since= as on /ws.
     const lastEventId = req.getHeader('last-event-id');
     const since = lastEventId ? parseSince(lastEventId) : parseSince(req.getQuery('since'));
+    const eventStream = req.getHeader('accept').includes('text/event-stream');
     admitSubscriber(res, readCredentials(req), deps, (principal) => {
       if (since === 'invalid') return lastEventId ? refuseBadSince(res, 'Last-Event-ID', 'header:last-event-id') : refuseBadSince(res, 'since', 'query:since');
-      const current = servingFeed(res);
+      const current = servingFeed(res, eventStream);
       if (!current) return;
       const state: { stream?: SseStream; subscriber?: Subscriber; cancelExpiry: () => void } = { cancelExpiry: () => {} };
       const stream = startSseStream(res, encodeSse, since, {

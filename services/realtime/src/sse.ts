@@ -43,6 +43,20 @@ export const SSE_HEADERS: Record<string, string> = {
   'x-accel-buffering': 'no',
 };
 
+/**
+ * The answer to an event-stream client while the gateway starts or shuts down: an empty stream
+ * asking to reconnect in a second. An EventSource gives up for good on any status but 200
+ * (a 503 included), while it reconnects after a stream that ends (WHATWG HTML, "Server-sent
+ * events", the reconnection time).
+ */
+export function endWithRetry(res: uWS.HttpResponse, retryMs: number): void {
+  res.cork(() => {
+    res.writeStatus('200 OK');
+    for (const [name, value] of Object.entries(SSE_HEADERS)) res.writeHeader(name, value);
+    res.end(`retry: ${retryMs}\n\n`);
+  });
+}
+
 /** Largest piece written to uWS at once when catching up a backlog after a drain. */
 const FLUSH_PIECE = 64 * 1024;
 

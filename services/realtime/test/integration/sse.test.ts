@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { encodeEnvelope, newMessageId } from '@falcon/shared';
-import type { ServiceRun } from '../../../../test-support/service-process.js';
+import { spawnService, type ServiceRun } from '../../../../test-support/service-process.js';
 import { openSse, type SseClient, type SseRefusal } from '../../../../test-support/sse-client.js';
 import { waitFor } from '../../../../scripts/stack.js';
 import { metric, range, useGatewayFixture } from './gateway-fixture.js';
@@ -156,6 +156,20 @@ describe('GET /sse against JetStream', function () {
     const seen = stuck.seqs();
     expect(seen).to.deep.equal(range(1, seen.length));
     expect(seen.length).to.be.lessThan(3000);
+  });
+
+  it('while it waits for its stream, asks an EventSource to come back (an empty stream with retry) and answers others 503', async () => {
+    // A namespace with no stream: the gateway listens but does not follow anything yet.
+    const service = await spawnService('realtime', { NATS_URL: fixture.nats.url, FALCON_NAMESPACE: `${fixture.nats.names.namespace}x` });
+    fixture.services.push(service);
+    await waitFor('the gateway to listen', async () => (await fetch(`${service.url}/healthz`).catch(() => undefined))?.status === 200, 20_000, 50);
+    const eventSource = await fetch(`${service.url}/sse`, { headers: { accept: 'text/event-stream' } });
+    expect(eventSource.status).to.equal(200);
+    expect(eventSource.headers.get('content-type')).to.match(/^text\/event-stream/);
+    expect(await eventSource.text()).to.equal('retry: 1000\n\n');
+    const other = await fetch(`${service.url}/sse`);
+    expect(other.status).to.equal(503);
+    expect(other.headers.get('retry-after')).to.equal('1');
   });
 
   it('ends every stream on shutdown, so clients reconnect elsewhere', async () => {

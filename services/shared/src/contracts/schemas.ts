@@ -74,7 +74,7 @@ const timeBound = (name: string, description: string) => ({
 const messageList = { type: 'array', items: { $ref: '#/components/schemas/PersistedMessage' } };
 
 /** A realtime endpoint: the HTTP answer before the stream; the stream itself is in the AsyncAPI document. */
-const realtimeEndpoint = (summary: string, stream: Record<string, unknown>) => {
+const realtimeEndpoint = (summary: string, stream: Record<string, unknown>, headers: Record<string, unknown>[] = []) => {
   const auth = secured('messages:subscribe');
   return {
     get: {
@@ -83,9 +83,15 @@ const realtimeEndpoint = (summary: string, stream: Record<string, unknown>) => {
       parameters: [
         { name: 'since', in: 'query', schema: { type: 'integer', minimum: 0 }, description: 'Resume after this seq: every later message the stream still holds, then live' },
         { name: 'access_token', in: 'query', schema: { type: 'string' }, description: 'The bearer token, for browsers that cannot set headers' },
+        ...headers,
       ],
       security: auth.security,
-      responses: { ...stream, '400': problemResponse('Bad query parameters'), ...auth.responses },
+      responses: {
+        ...stream,
+        '400': problemResponse('Bad query parameters'),
+        ...auth.responses,
+        '503': problemResponse('The gateway is starting or shutting down; retry (another replica)', { 'Retry-After': { schema: { type: 'integer' } } }),
+      },
     },
   };
 };
@@ -189,12 +195,17 @@ export function openApiDocument(version: string): Record<string, unknown> {
           security: secured('messages:read').security,
         },
       },
-      '/sse': realtimeEndpoint('Server-Sent Events (realtime)', {
-        '200': {
-          description: 'text/event-stream: event welcome first, then event message with id {seq}; resume with Last-Event-ID or since',
-          content: { 'text/event-stream': { schema: { type: 'string' } } },
+      '/sse': realtimeEndpoint(
+        'Server-Sent Events (realtime)',
+        {
+          '200': {
+            description:
+              'text/event-stream: event welcome first, then event message with id {seq}; resume with Last-Event-ID or since. While the gateway starts or shuts down, a client that accepts text/event-stream gets instead an empty stream with retry: 1000 (an EventSource gives up for good on a 503, but reconnects after a stream that ends)',
+            content: { 'text/event-stream': { schema: { type: 'string' } } },
+          },
         },
-      }),
+        [{ name: 'Last-Event-ID', in: 'header', schema: { type: 'string', pattern: '^[0-9]{1,15}$' }, description: 'Resume after this seq (what an EventSource sends when it reconnects); wins over since' }],
+      ),
       '/ws': realtimeEndpoint('WebSocket (realtime)', { '101': { description: 'Switching to the WebSocket: the welcome frame first, then message frames' } }),
     },
     components: {

@@ -4,6 +4,8 @@ import type { RealtimeMetrics } from './metrics.js';
 
 /** Close codes: RFC 6455 section 7.4.1 and the IANA registry. */
 export const CLOSE_GOING_AWAY = 1001;
+/** The token the connection was opened with has expired. */
+export const CLOSE_POLICY_VIOLATION = 1008;
 export const CLOSE_TRY_AGAIN_LATER = 1013;
 
 /**

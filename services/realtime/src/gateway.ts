@@ -2,7 +2,7 @@ import uWS from 'uWebSockets.js';
 import { problem, type Authenticator, type Logger, type Principal } from '@falcon/shared';
 import { admitSubscriber, atExpiry, readCredentials } from './access.js';
 import type { Subscriptions } from './catch-up.js';
-import { CLOSE_GOING_AWAY, CLOSE_TRY_AGAIN_LATER, type FanOut, type Subscriber, type SubscriberSink } from './fan-out.js';
+import { CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, CLOSE_TRY_AGAIN_LATER, type FanOut, type Subscriber, type SubscriberSink } from './fan-out.js';
 import { registerHttpRoutes, writeProblem, type HttpRoutesDeps } from './http-routes.js';
 import { parseSince } from './resume.js';
 import { createSseEncoder, endWithRetry, startSseStream, type SseStream } from './sse.js';
@@ -45,9 +45,6 @@ interface Connection {
   subscriber: Subscriber | undefined;
   cancelExpiry: () => void;
 }
-
-/** Close code 1008 (RFC 6455 section 7.4.1): the token the connection was opened with expired. */
-export const CLOSE_POLICY_VIOLATION = 1008;
 
 function webSocketSink(ws: uWS.WebSocket<Connection>, closed: () => boolean): SubscriberSink {
   return {

@@ -1,17 +1,9 @@
 import { expect } from 'chai';
-import { ConfigError } from '@falcon/shared';
 import { loadConfig } from '../../src/config.js';
+import { configProblems } from '../../../../test-support/config-problems.js';
 import { TEST_SECRET } from '../../../../test-support/tokens.js';
 
-function problems(env: Record<string, string>): string[] {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  return [];
-}
+const problems = (env: Record<string, string>) => configProblems(loadConfig, env);
 
 describe('realtime configuration', () => {
   it('leaves auth off and NATS without credentials by default, with a 15 s SSE heartbeat', () => {

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { ConfigError } from '@falcon/shared';
 import { loadConfig } from '../../src/config.js';
+import { configProblems } from '../../../../test-support/config-problems.js';
 import { contentSecurityPolicy, pageConfig, pageHeaders, requestHost } from '../../src/page-policy.js';
 import { cspDirectives as directives } from '../../../../test-support/page-policy.js';
 import { mintToken } from '../../../../test-support/tokens.js';
@@ -8,15 +8,7 @@ import { mintToken } from '../../../../test-support/tokens.js';
 const derived = { publicIngestUrl: undefined, publicQueryUrl: undefined, pageToken: undefined };
 const configured = { publicIngestUrl: 'https://ingest.example.com/', publicQueryUrl: 'https://query.example.com:8443/base', pageToken: undefined };
 
-function configError(env: Record<string, string>): string[] {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  return [];
-}
+const configError = (env: Record<string, string>) => configProblems(loadConfig, env);
 
 describe('the live page policy', () => {
   it('allows only its own files, no inline script or style, no framing, no base or form targets', () => {

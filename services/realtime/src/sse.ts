@@ -41,6 +41,7 @@ export const SSE_HEADERS: Record<string, string> = {
   'cache-control': 'no-cache',
   // nginx (and the ingress controllers built on it) would otherwise buffer the stream.
   'x-accel-buffering': 'no',
+  'x-content-type-options': 'nosniff',
 };
 
 /**

@@ -262,6 +262,14 @@ for (const { major, bin } of HELMS) {
         expect(envOf(container(docs, 'query')).get('DATABASE_URL')?.valueFrom?.secretKeyRef).to.deep.equal({ name: 'falcon-db', key: 'DATABASE_URL' });
       });
 
+      it('bounds the query’s exports from values (QUERY_EXPORT_*), below its pool, as the service requires', () => {
+        expect(config(docs)).to.include({ QUERY_EXPORT_CONCURRENCY: '2', QUERY_EXPORT_STATEMENT_TIMEOUT_MS: '900000', QUERY_EXPORT_STALL_TIMEOUT_MS: '30000' });
+        const set = config(render(['--set', 'query.exports.concurrency=4', '--set', 'query.exports.statementTimeoutMs=3600000', '--set', 'query.exports.stallTimeoutMs=5000']));
+        expect(set).to.include({ QUERY_EXPORT_CONCURRENCY: '4', QUERY_EXPORT_STATEMENT_TIMEOUT_MS: '3600000', QUERY_EXPORT_STALL_TIMEOUT_MS: '5000' });
+        expect(refusal(['--set', 'query.exports.concurrency=10'])).to.include('query.exports.concurrency (10) must be below query.poolMax (10)');
+        expect(refusal(['--set', 'query.exports.stallTimeoutMs=10'])).to.match(/schema/);
+      });
+
       it('sizes the persister’s memory limit from what it holds in flight', () => {
         // (concurrency 4 + 3) x batchSize 1000 x maxBytes 64 KiB x 2, in MiB, + 160 MiB
         expect(container(docs, 'persister').resources.limits.memory).to.equal(`${160 + Math.ceil((7 * 1000 * 65536 * 2) / 1048576)}Mi`);
@@ -534,7 +542,31 @@ for (const { major, bin } of HELMS) {
     });
 
     it('with network policies off: none rendered', () => {
-      expect(byKind(render(COMBINATIONS['network policies off']!), 'NetworkPolicy')).to.have.length(0);
+      expect(byKind(render([...COMBINATIONS['network policies off']!, '--set', 'retention.days=7']), 'NetworkPolicy')).to.have.length(0);
+    });
+
+    it('fences the migration Job and the retention CronJob: nothing in, DNS and Postgres out', () => {
+      const docs = render(['--set', 'retention.days=7', '--set-json', 'networkPolicy.postgresTo=[{"ipBlock":{"cidr":"10.1.2.0/24"}}]']);
+      for (const [workload, component] of [[find(docs, 'Job', 'rel-falcon-migrate'), 'migrate'], [find(docs, 'CronJob', 'rel-falcon-retention'), 'retention']] as const) {
+        const policy = find(docs, 'NetworkPolicy', `rel-falcon-${component}`);
+        const podLabels = (workload.kind === 'CronJob' ? workload.spec.jobTemplate.spec.template : workload.spec.template).metadata.labels;
+        for (const [k, v] of Object.entries(policy.spec.podSelector.matchLabels)) expect(podLabels[k], `${component} ${k}`).to.equal(v);
+        expect(policy.spec.podSelector.matchLabels['app.kubernetes.io/component']).to.equal(component);
+        expect(policy.spec.policyTypes).to.deep.equal(['Ingress', 'Egress']);
+        expect(policy.spec.ingress, component).to.deep.equal([]);
+        expect(policy.spec.egress, component).to.deep.equal([
+          { ports: [{ port: 53, protocol: 'UDP' }, { port: 53, protocol: 'TCP' }] },
+          { ports: [{ port: 5432, protocol: 'TCP' }], to: [{ ipBlock: { cidr: '10.1.2.0/24' } }] },
+        ]);
+      }
+      // Pre-install hooks run before the release's own objects exist: the migration's policy is
+      // a hook too, created before the Job, and removed with it.
+      const job = find(docs, 'Job', 'rel-falcon-migrate').metadata.annotations!;
+      const policy = find(docs, 'NetworkPolicy', 'rel-falcon-migrate').metadata.annotations!;
+      expect(policy['helm.sh/hook']).to.equal(job['helm.sh/hook']);
+      expect(Number(policy['helm.sh/hook-weight'])).to.be.lessThan(Number(job['helm.sh/hook-weight']));
+      expect(policy['helm.sh/hook-delete-policy']!.split(',')).to.have.members(['before-hook-creation', 'hook-succeeded']);
+      expect(find(docs, 'NetworkPolicy', 'rel-falcon-retention').metadata.annotations).to.equal(undefined);
     });
 
     it('with retention on: a CronJob runs retention-main.js with RETENTION_DAYS, one run at a time', () => {
@@ -568,9 +600,13 @@ for (const { major, bin } of HELMS) {
 
       it('alerts on lag growing, dead letters, 5xx, readiness flapping and slow-client disconnects', () => {
         const alerts = rule().spec.groups.flatMap((g: { rules: { alert: string }[] }) => g.rules.map((r) => r.alert));
-        expect(alerts).to.have.members(['FalconConsumerLagGrowing', 'FalconDeadLetters', 'FalconIngestErrors', 'FalconReadinessFlapping', 'FalconSlowClientDisconnects']);
+        expect(alerts).to.have.members(['FalconConsumerLagGrowing', 'FalconDeadLetters', 'FalconIngestErrors', 'FalconQueryErrors', 'FalconReadinessFlapping', 'FalconSlowClientDisconnects']);
         const text = rule().spec.groups[0].rules.map((r: { expr: string }) => r.expr).join('\n');
         expect(text).to.include('consumer_name="falcon-persister"').and.include('outcome="dead_lettered"').and.include('kube_pod_status_ready');
+        const errors = (alert: string) => rule().spec.groups[0].rules.find((r: { alert: string }) => r.alert === alert).expr as string;
+        expect(errors('FalconIngestErrors')).to.include('falcon_ingest_requests_total').and.include('outcome=~"error|unavailable"');
+        // Probes and scrapes are answers too; they must not dilute the API's 5xx share.
+        expect(errors('FalconQueryErrors')).to.include('falcon_query_requests_total').and.include('outcome=~"error|unavailable"').and.include('route!~"/healthz|/readyz|/metrics"');
       });
 
       it('uses only metric names the services export (or the NATS exporter and kube-state-metrics do)', () => {
@@ -587,7 +623,7 @@ for (const { major, bin } of HELMS) {
           const base = name.replace(/_(bucket|sum|count)$/, '');
           expect(exported.has(base) || external.has(name), name).to.equal(true);
         }
-        expect(used).to.include('falcon_ingest_requests_total').and.include('falcon_persister_messages_total');
+        expect(used).to.include('falcon_ingest_requests_total').and.include('falcon_query_requests_total').and.include('falcon_persister_messages_total');
       });
 
       it('ships a Grafana dashboard the sidecar picks up: rates, lag, latency, clients, errors', () => {
@@ -596,6 +632,9 @@ for (const { major, bin } of HELMS) {
         const dashboard = JSON.parse(cm.data!['falcon.json']!);
         const titles = dashboard.panels.map((p: { title: string }) => p.title).join('\n');
         for (const topic of [/accepted/i, /persisted/i, /lag/i, /latency/i, /clients/i, /errors/i]) expect(titles).to.match(topic);
+        // End-to-end: from receivedAt to the frame handed to the gateway's fan-out, as quantiles.
+        const latency = dashboard.panels.find((p: { title: string }) => /end-to-end delivery latency/i.test(p.title));
+        expect(latency.targets.map((t: { expr: string }) => t.expr)).to.include('histogram_quantile(0.99, sum by (le) (rate(falcon_realtime_delivery_lag_seconds_bucket{namespace="$namespace"}[5m])))');
       });
     });
 

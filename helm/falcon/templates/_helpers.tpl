@@ -347,3 +347,59 @@ volumes:
   {{- . | trim | nindent 2 }}
   {{- end }}
 {{- end }}
+
+{{/* NetworkPolicy egress rules: DNS always, NATS and Postgres when the pod uses them.
+dict "root" $ "nats" bool "database" bool */}}
+{{- define "falcon.egressRules" -}}
+{{- $np := .root.Values.networkPolicy }}
+# DNS
+- ports:
+    - port: 53
+      protocol: UDP
+    - port: 53
+      protocol: TCP
+{{- if .nats }}
+- ports:
+    - port: {{ .root.Values.nats.port }}
+      protocol: TCP
+  {{- with $np.natsTo }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+{{- if .database }}
+- ports:
+    - port: {{ .root.Values.postgres.port }}
+      protocol: TCP
+  {{- with $np.postgresTo }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The NetworkPolicy of a one-shot job (migration, retention): nothing in, DNS and Postgres
+out, so a compromised job pod reaches neither NATS nor the services.
+dict "root" $ "component" "migrate" "annotations" {...} */}}
+{{- define "falcon.jobNetworkPolicy" -}}
+{{- if .root.Values.networkPolicy.enabled }}
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: {{ include "falcon.fullname" .root }}-{{ .component }}
+  labels:
+    {{- include "falcon.componentLabels" (dict "root" .root "name" .component) | nindent 4 }}
+  {{- with .annotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+spec:
+  podSelector:
+    matchLabels:
+      {{- include "falcon.componentSelectorLabels" (dict "root" .root "name" .component) | nindent 6 }}
+  policyTypes: [Ingress, Egress]
+  ingress: []
+  egress:
+    {{- include "falcon.egressRules" (dict "root" .root "nats" false "database" true) | trim | nindent 4 }}
+{{- end }}
+{{- end }}

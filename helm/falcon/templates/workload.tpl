@@ -288,29 +288,6 @@ spec:
         {{- toYaml . | nindent 8 }}
       {{- end }}
   egress:
-    # DNS
-    - ports:
-        - port: 53
-          protocol: UDP
-        - port: 53
-          protocol: TCP
-    {{- if include "falcon.usesNats" $name }}
-    - ports:
-        - port: {{ $root.Values.nats.port }}
-          protocol: TCP
-      {{- with $root.Values.networkPolicy.natsTo }}
-      to:
-        {{- toYaml . | nindent 8 }}
-      {{- end }}
-    {{- end }}
-    {{- if include "falcon.usesDatabase" $name }}
-    - ports:
-        - port: {{ $root.Values.postgres.port }}
-          protocol: TCP
-      {{- with $root.Values.networkPolicy.postgresTo }}
-      to:
-        {{- toYaml . | nindent 8 }}
-      {{- end }}
-    {{- end }}
+    {{- include "falcon.egressRules" (dict "root" $root "nats" $usesNats "database" $usesDb) | trim | nindent 4 }}
 {{- end }}
 {{- end }}

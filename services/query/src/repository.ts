@@ -63,13 +63,18 @@ export function createMessageRepository(pool: Pool): MessageRepository {
         // A full export may legitimately take longer than the pool's statement timeout, but not forever.
         if (options.statementTimeoutMs !== undefined) await client.query(`SET LOCAL statement_timeout = ${Math.floor(options.statementTimeoutMs)}`);
         const copy = client.query(copyStreams.to(`COPY (SELECT ${MESSAGE_JSON_SQL} FROM ${MESSAGES} WHERE true${rangeCondition(options.range)} ORDER BY ${M.seq}) TO STDOUT (FORMAT binary)`));
-        await pipeline(copy as Readable, array, sink);
+        // The sink ends only after COMMIT and the connection's return: a client that reads the
+        // export to its end and asks for the next one must find this export's slot free.
+        await pipeline(copy as Readable, array, sink, { end: false });
         await client.query('COMMIT');
         client.release();
+        sink.end();
         return array.rowCount;
       } catch (err) {
         // The connection may be mid-COPY; destroy it rather than return it to the pool.
         client.release(err instanceof Error ? err : new Error(String(err)));
+        // Never leave the answer open: a failure after the last row (COMMIT) cuts it short too.
+        sink.destroy(err instanceof Error ? err : new Error(String(err)));
         throw err;
       }
     },

@@ -207,6 +207,18 @@ describe('query against Postgres', function () {
       expect(((await again.json()) as unknown[]).length).to.equal(40_000);
     });
 
+    it('has the slot of an export read to its end free for the same client’s next export', async () => {
+      await insert(1, 50);
+      await serve({ maxConcurrent: 1 });
+      const statuses = new Set<number>();
+      for (let i = 0; i < 100; i++) {
+        const res = await fetch(`${url}/api/messages`);
+        await res.arrayBuffer();
+        statuses.add(res.status);
+      }
+      expect([...statuses]).to.deep.equal([200]);
+    });
+
     it('ends an export that runs past its statement timeout', async () => {
       // The statement timeout is 57014, a transient error: before the first byte, a clean 503.
       await insert(1, 10);

@@ -14,6 +14,13 @@ async function request(url: string, init: RequestInit = {}): Promise<Response> {
   return res;
 }
 
+/** Whether a parsed JSON value has a "__proto__" key anywhere (JSON.parse makes it an own key). */
+function hasProtoKey(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  if (!Array.isArray(value) && Object.hasOwn(value, '__proto__')) return true;
+  return Object.values(value).some(hasProtoKey);
+}
+
 describe('hostile input (property-based)', function () {
   this.timeout(300_000);
   let stack: LocalStack;
@@ -33,12 +40,17 @@ describe('hostile input (property-based)', function () {
     await fc.assert(
       // Half of the cases are objects (what ingest accepts), half any JSON value at all.
       fc.asyncProperty(fc.oneof(fc.dictionary(fc.string(), fc.jsonValue({ maxDepth: 5 })), fc.jsonValue({ maxDepth: 6 })), async (value) => {
-        const res = await request(`${stack.ingest}/api/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(value) });
-        const isObject = typeof value === 'object' && value !== null && !Array.isArray(value);
-        expect(res.status).to.equal(isObject ? 202 : 400);
-        if (isObject) {
+        const text = JSON.stringify(value);
+        // What was sent: JSON has no -0 (it is written as 0).
+        const sent = JSON.parse(text) as unknown;
+        const isObject = typeof sent === 'object' && sent !== null && !Array.isArray(sent);
+        const res = await request(`${stack.ingest}/api/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: text });
+        // Ingest refuses "__proto__" keys at any depth on purpose (services/ingest/src/json-body.ts).
+        const acceptable = isObject && !hasProtoKey(sent);
+        expect(res.status).to.equal(acceptable ? 202 : 400);
+        if (acceptable) {
           const body = (await res.json()) as { id: string; seq: number };
-          accepted.set(body.id, { seq: body.seq, payload: value });
+          accepted.set(body.id, { seq: body.seq, payload: sent });
         }
       }),
       { numRuns: 300 },

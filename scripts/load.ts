@@ -2,6 +2,8 @@
  * `npm run load`: sustained POST load on ingest with autocannon, e.g. to watch the persister
  * scale on a cluster. Bounded in time; stops by itself.
  *   npm run load -- --url http://127.0.0.1:8081 --duration 60 --connections 64 [--rate 2000]
+ * With auth on, FALCON_TOKEN (messages:write) is sent as the bearer token; without it every
+ * request would be a cheap 401 and nothing would reach the persister.
  */
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
@@ -15,10 +17,11 @@ const { values } = parseArgs({
   },
 });
 
+const token = process.env['FALCON_TOKEN'];
 const result = await autocannon({
   url: `${values.url}/api/messages`,
   method: 'POST',
-  headers: { 'content-type': 'application/json' },
+  headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
   body: JSON.stringify({ text: 'load', at: new Date().toISOString(), pad: 'x'.repeat(100) }),
   duration: Number(values.duration),
   connections: Number(values.connections),

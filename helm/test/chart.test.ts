@@ -726,6 +726,8 @@ describe('Tiltfile, deploy/ and README', () => {
     const dev = parse(readFileSync(join(ROOT, 'deploy', 'falcon-values.dev.yaml'), 'utf8'));
     expect(dev.auth.jwtSecret).to.be.a('string').with.length.of.at.least(32);
     expect(tiltfile).to.include("'FALCON_TOKEN': e2e_token").and.include('scripts/dev-token.mjs').and.include("'auth.pageToken=' + page_token");
+    // Every visitor of the page can read its token: read and subscribe only, never write.
+    expect(/page_token = .*dev-token\.mjs', dev_secret, '([^']*)'/.exec(tiltfile)?.[1]).to.equal('messages:read messages:subscribe');
   });
 
   it('shows a multi-architecture build in the README', () => {

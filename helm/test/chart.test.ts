@@ -146,6 +146,14 @@ for (const { major, bin } of HELMS) {
         render([...args, '--set', 'auth.jwksUrl=https://issuer.example.com/.well-known/jwks.json', '--set', 'tests.enabled=false'], { required: false });
       });
 
+      it('with a page token that may write or has no scope: every visitor of the page can read it', () => {
+        const token = (scope: string) => execFileSync('node', [join(ROOT, 'scripts', 'dev-token.mjs'), 'chart-test-secret-0123456789abcdefghij', scope], { encoding: 'utf8' }).trim();
+        expect(refusal(['--set', `auth.pageToken=${token('messages:write messages:read messages:subscribe')}`])).to.include('(it also holds messages:write)');
+        expect(refusal(['--set', 'auth.pageToken=not-a-jwt'])).to.include('auth.pageToken must be a JWT with a scope claim');
+        const page = render(['--set', `auth.pageToken=${token('messages:read messages:subscribe')}`, '--set', 'auth.existingSecret=', '--set', 'auth.jwtSecret=chart-test-secret-0123456789abcdefghij']);
+        expect(envOf(container(page, 'realtime')).get('REALTIME_PAGE_TOKEN')?.valueFrom?.secretKeyRef).to.deep.equal({ name: 'rel-falcon-auth', key: 'REALTIME_PAGE_TOKEN' });
+      });
+
       it('with CORS open to every origin (`*` is for the local stack only)', () => {
         expect(refusal(['--set', 'cors.allowOrigins=*'])).to.include('cors.allowOrigins');
       });

@@ -238,6 +238,24 @@ every persister and query replica at its autoscaler's maximum plus one surge pod
 {{- if and $a.enabled (not (or $a.jwtSecret $a.existingSecret $a.jwksUrl)) }}
 {{- fail "auth is on by default and needs a key: set auth.existingSecret (a Secret with AUTH_JWT_SECRET), auth.jwtSecret or auth.jwksUrl; or set auth.enabled=false to run without authentication" }}
 {{- end }}
+{{- with $a.pageToken }}
+{{- /* Every visitor of the page can read this token from /config.json: read and subscribe only.
+The claims are the JWT's second part, base64url without padding (RFC 7515 section 2). */}}
+{{- $parts := splitList "." . }}
+{{- $claims := dict }}
+{{- if eq (len $parts) 3 }}
+{{- $b64 := index $parts 1 | replace "-" "+" | replace "_" "/" }}
+{{- $b64 = printf "%s%s" $b64 (repeat (int (mod (sub 4 (mod (len $b64) 4)) 4)) "=") }}
+{{- $claims = b64dec $b64 | fromJson }}
+{{- end }}
+{{- if not (kindIs "string" $claims.scope) }}
+{{- fail "auth.pageToken must be a JWT with a scope claim (messages:read messages:subscribe)" }}
+{{- end }}
+{{- $extra := without (splitList " " $claims.scope | compact) "messages:read" "messages:subscribe" }}
+{{- if $extra }}
+{{- fail (printf "auth.pageToken is handed to every visitor of the page, so it may hold only messages:read messages:subscribe (it also holds %s)" (join " " $extra)) }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- define "falcon.authEnv" -}}
 {{- $a := .root.Values.auth }}

@@ -519,6 +519,16 @@ for (const { major, bin } of HELMS) {
         expect(config(docs)['CORS_ALLOW_ORIGINS']).to.equal('https://falcon.example.com');
       });
 
+      it('keeps /ws and /sse open as long as the client stays (no request timeout), unless told otherwise', () => {
+        type Timed = Rule & { timeouts?: { request?: string } };
+        for (const path of ['/ws', '/sse']) expect((ruleFor('GET', path) as Timed).timeouts, path).to.deep.equal({ request: '0s' });
+        expect((ruleFor('GET', '/') as Timed).timeouts).to.equal(undefined);
+        const custom = byKind(render([...COMBINATIONS['route on']!, '--set', 'route.streamTimeout=1h']), 'HTTPRoute')[0]!;
+        const sse = (custom.spec.rules as Timed[]).find((r) => r.matches.some((m) => m.path.value === '/sse'));
+        expect(sse?.timeouts).to.deep.equal({ request: '1h' });
+        expect(config(docs)['REALTIME_SSE_HEARTBEAT_SECONDS']).to.equal('15');
+      });
+
       it('never forwards /metrics, and targets only the services’ public ports', () => {
         for (const path of ['/metrics', '/metrics/']) {
           const rule = ruleFor('GET', path);

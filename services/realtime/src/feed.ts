@@ -1,4 +1,4 @@
-import { DeliverPolicy, JetStreamApiError, type JetStreamClient } from '@nats-io/jetstream';
+import { DeliverPolicy, JetStreamApiCodes, JetStreamApiError, type JetStreamClient } from '@nats-io/jetstream';
 import { nuid } from '@nats-io/transport-node';
 import { abortable, Backoff, isEnvelope, messageFrame, PULL_OPTIONS, sleep, type BackoffOptions, type FalconNames, type Logger } from '@falcon/shared';
 import type { Replay } from './catch-up.js';
@@ -65,11 +65,9 @@ export interface Feed {
   done: Promise<void>;
 }
 
-const STREAM_NOT_FOUND = 10059;
-
 /** A stream that is gone will not come back under this feed: the gateway must restart. */
 function isPermanent(err: unknown): boolean {
-  return err instanceof JetStreamApiError && err.code === STREAM_NOT_FOUND;
+  return err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound;
 }
 
 /**

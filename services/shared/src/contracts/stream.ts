@@ -2,6 +2,7 @@ import {
   AckPolicy,
   DeliverPolicy,
   DiscardPolicy,
+  JetStreamApiCodes,
   JetStreamApiError,
   RetentionPolicy,
   StorageType,
@@ -72,7 +73,7 @@ export function persisterConsumerConfig(names: FalconNames, options: ConsumerOpt
   };
 }
 
-const STREAM_NOT_FOUND = 10059;
+// The library names no constant for "stream name already in use".
 const STREAM_NAME_IN_USE = 10058;
 
 function isApiError(err: unknown, code: number): boolean {
@@ -87,7 +88,7 @@ export async function ensureStream(jsm: JetStreamManager, config: Partial<Stream
   try {
     await jsm.streams.info(config.name);
   } catch (err) {
-    if (!isApiError(err, STREAM_NOT_FOUND)) throw err;
+    if (!isApiError(err, JetStreamApiCodes.StreamNotFound)) throw err;
     try {
       return await jsm.streams.add(config);
     } catch (addErr) {
@@ -107,7 +108,7 @@ export async function waitForStream(jsm: JetStreamManager, name: string, onWait:
     try {
       return await jsm.streams.info(name);
     } catch (err) {
-      if (!isApiError(err, STREAM_NOT_FOUND) || signal?.aborted) throw err;
+      if (!isApiError(err, JetStreamApiCodes.StreamNotFound) || signal?.aborted) throw err;
       onWait();
       await sleep(1000, signal);
     }

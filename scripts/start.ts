@@ -2,13 +2,14 @@
  * `npm start`: the whole pipeline on this machine, one process per service, logs prefixed by
  * service, everything stopped on Ctrl-C.
  */
+import { maskUrl } from '@falcon/shared';
 import { DEFAULT_PORTS, ensureInfra, InfraError, startStack } from './stack.js';
 
 const say = (line: string) => process.stdout.write(`\x1b[1m[falcon     ]\x1b[0m ${line}\n`);
 
 try {
   const infra = await ensureInfra(process.env, say);
-  say(`NATS ${infra.natsUrl}, Postgres ${infra.databaseUrl.replace(/:[^:@/]*@/, ':***@')}`);
+  say(`NATS ${maskUrl(infra.natsUrl)}, Postgres ${maskUrl(infra.databaseUrl)}`);
   const stack = await startStack({
     natsUrl: infra.natsUrl,
     databaseUrl: infra.databaseUrl,

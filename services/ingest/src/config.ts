@@ -102,8 +102,11 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     stream: {
       maxAgeMs: e.STREAM_MAX_AGE_SECONDS * 1000,
       duplicateWindowMs: e.STREAM_DUPLICATE_WINDOW_SECONDS * 1000,
-      // The envelope adds id, receivedAt and a few braces to the client's body.
-      maxMessageBytes: e.INGEST_MAX_BYTES + 1024,
+      // The envelope adds id, receivedAt and braces (~100 bytes), the publisher (a sub of up to
+      // 256 characters, JSON-escaped up to 6 bytes each: ~1.6 KiB) and the Nats-Msg-Id header
+      // (~170 bytes) to the client's body; the stream counts them all against max_msg_size, and
+      // a message over it would be a 500, not the 413 the body limit promises.
+      maxMessageBytes: e.INGEST_MAX_BYTES + 4096,
       replicas: e.STREAM_REPLICAS,
     },
     auth: authSettings(e),

@@ -517,6 +517,10 @@ for (const { major, bin } of HELMS) {
         for (const path of ['/', '/ws', '/sse', '/app.js']) expect(backendFor('GET', path)?.name, path).to.equal('rel-falcon-realtime');
         expect(config(docs)['REALTIME_PUBLIC_INGEST_URL']).to.equal('https://falcon.example.com');
         expect(config(docs)['CORS_ALLOW_ORIGINS']).to.equal('https://falcon.example.com');
+        // The Gateway is the one proxy whose X-Forwarded-For hop ingest may trust.
+        expect(config(docs)['INGEST_TRUSTED_PROXY_HOPS']).to.equal('1');
+        expect(config(render([]))['INGEST_TRUSTED_PROXY_HOPS']).to.equal('0');
+        expect(config(render([...COMBINATIONS['route on']!, '--set', 'ingest.trustedProxyHops=2']))['INGEST_TRUSTED_PROXY_HOPS']).to.equal('2');
       });
 
       it('keeps /ws and /sse open as long as the client stays (no request timeout), unless told otherwise', () => {

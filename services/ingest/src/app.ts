@@ -49,6 +49,12 @@ export interface AppDeps {
   auth?: Authenticator;
   /** Per sub (or client address without auth); absent: no limit. */
   rateLimiter?: RateLimiter;
+  /**
+   * Proxies in front of ingest that append X-Forwarded-For (INGEST_TRUSTED_PROXY_HOPS): the
+   * client address is the hop the outermost of them added. 0 (the default) trusts no header,
+   * so a client that reaches ingest directly cannot pick its own rate-limit key.
+   */
+  trustedProxyHops?: number;
 }
 
 /** 1 to 128 visible ASCII characters (RFC 9110 VCHAR), as the contract says. */
@@ -81,10 +87,11 @@ export function readIdempotencyKey(value: string | string[] | undefined): string
 
 export function createApp(deps: AppDeps): Koa {
   const app = new Koa();
-  app.proxy = true;
-  // The client address (rate-limit key without auth) is the last X-Forwarded-For hop, the one
-  // the ingress appended, not the first, which the client writes itself.
-  app.maxIpsCount = 1;
+  // The client address (rate-limit key without auth) is the hop our own proxies appended, never
+  // the first X-Forwarded-For entry, which the client writes itself.
+  const hops = deps.trustedProxyHops ?? 0;
+  app.proxy = hops > 0;
+  app.maxIpsCount = hops;
   const router = new Router();
 
   const unavailable = (detail: string) =>

@@ -41,6 +41,8 @@ export interface Config extends ServiceBasics {
   auth: AuthSettings;
   /** Undefined: no limit. */
   rateLimit: RateLimitSettings | undefined;
+  /** X-Forwarded-For hops appended by our own proxies; 0 trusts none. */
+  trustedProxyHops: number;
 }
 
 /** The stream's settings; ingest owns the stream, so these live here. */
@@ -67,12 +69,14 @@ const schema = {
     ...authEnv,
     INGEST_RATE_LIMIT: { type: 'integer', minimum: 1, maximum: 1000000 },
     INGEST_RATE_BURST: { type: 'integer', minimum: 0, maximum: 1000000 },
+    INGEST_TRUSTED_PROXY_HOPS: { type: 'integer', minimum: 0, maximum: 10, default: 0 },
   },
 } as const;
 
 interface Env extends CommonConfig, NatsConfig, NatsAuthConfig, AuthConfig {
   INGEST_RATE_LIMIT?: number;
   INGEST_RATE_BURST?: number;
+  INGEST_TRUSTED_PROXY_HOPS: number;
   STREAM_MAX_AGE_SECONDS: number;
   STREAM_DUPLICATE_WINDOW_SECONDS: number;
   STREAM_REPLICAS: number;
@@ -113,5 +117,6 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     // The burst is spent at most once per window, on top of the sustained rate; by default a
     // client may briefly send one extra second's worth.
     rateLimit: e.INGEST_RATE_LIMIT === undefined ? undefined : { perSecond: e.INGEST_RATE_LIMIT, burst: e.INGEST_RATE_BURST ?? e.INGEST_RATE_LIMIT, burstWindowSeconds: 10 },
+    trustedProxyHops: e.INGEST_TRUSTED_PROXY_HOPS,
   };
 }

@@ -38,6 +38,7 @@ await runService({
       corsOrigins: config.corsOrigins,
       auth: createAuthenticator(config.auth),
       rateLimiter: config.rateLimit && createRateLimiter(config.rateLimit),
+      trustedProxyHops: config.trustedProxyHops,
     });
     logKoaErrors(app, log);
     http.attach(app.callback());

@@ -236,6 +236,36 @@ describe('ingest with auth and a rate limit', () => {
   });
 });
 
+describe('ingest rate limit by client address (no auth)', () => {
+  const limited = (trustedProxyHops: number) =>
+    serve({ publisher: fakePublisher([]), trustedProxyHops, rateLimiter: createRateLimiter({ perSecond: 1, burst: 0, burstWindowSeconds: 10 }) });
+  const json = (forwardedFor: string) => ({ 'content-type': 'application/json', 'x-forwarded-for': forwardedFor });
+
+  it('ignores X-Forwarded-For by default, so a direct client cannot choose its own key', async () => {
+    const { url, server } = await limited(0);
+    try {
+      const statuses = [];
+      for (const spoofed of ['10.0.0.1', '10.0.0.2', '10.0.0.3']) statuses.push((await post(url, '{"a":1}', json(spoofed))).status);
+      expect(statuses).to.deep.equal([202, 429, 429]);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('keys on the hop its own proxy appended when told one proxy is in front', async () => {
+    const { url, server } = await limited(1);
+    try {
+      // The client writes the first entry; the proxy appends the address it saw.
+      const first = await post(url, '{"a":1}', json('1.1.1.1, 203.0.113.7'));
+      const sameClientSpoofing = await post(url, '{"a":1}', json('9.9.9.9, 203.0.113.7'));
+      const otherClient = await post(url, '{"a":1}', json('1.1.1.1, 203.0.113.8'));
+      expect([first.status, sameClientSpoofing.status, otherClient.status]).to.deep.equal([202, 429, 202]);
+    } finally {
+      server.close();
+    }
+  });
+});
+
 describe('ingest CORS', () => {
   const preflight = (url: string, origin: string) =>
     fetch(`${url}/api/messages`, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type,idempotency-key' } });

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { checkout, messagesTable, type Logger, type Pool } from '@falcon/shared';
+import { checkout, messagesTable, retry, type Logger, type Pool } from '@falcon/shared';
 
 // messages is partitioned by received_at, one partition per UTC day, named messages_pYYYYMMDD,
 // plus messages_default for rows whose day has no partition yet (see the migration).
@@ -51,35 +51,47 @@ export interface PartitionOptions {
   lockTimeoutMs?: number;
   /** Attempts per statement that times out on its lock. */
   attempts?: number;
+  /** Ends the waits between attempts (a stop). */
+  signal?: AbortSignal;
 }
 
 const LOCK_NOT_AVAILABLE = '55P03';
 
 async function withLockRetries<T>(pool: Pool, options: PartitionOptions, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const attempts = options.attempts ?? 5;
-  for (let attempt = 1; ; attempt++) {
-    const client = await checkout(pool);
-    try {
-      await client.query('BEGIN');
-      await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.trunc(options.lockTimeoutMs ?? 2_000))}`);
-      // One partition change at a time across persister replicas and the retention job, so two
-      // of them never race to create the same day.
-      await client.query(`SELECT pg_advisory_xact_lock(hashtext('falcon.${MESSAGES}.partitions'))`);
-      const result = await work(client);
-      await client.query('COMMIT');
-      client.release();
-      return result;
-    } catch (err) {
-      const lockTimeout = (err as { code?: string }).code === LOCK_NOT_AVAILABLE;
-      await client.query('ROLLBACK').catch(() => undefined);
-      // Any other failure may have broken the connection: destroy it rather than reuse it.
-      client.release(lockTimeout ? undefined : err instanceof Error ? err : new Error(String(err)));
-      if (!lockTimeout || attempt >= attempts) throw err;
-      options.log.info({ attempt }, 'partition change waited too long for its lock; retrying');
-      await new Promise((resolve) => setTimeout(resolve, Math.min(2_000, 100 * attempt)));
-    }
-  }
+  let attempt = 0;
+  return retry(
+    async () => {
+      attempt += 1;
+      const client = await checkout(pool);
+      try {
+        await client.query('BEGIN');
+        await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.trunc(options.lockTimeoutMs ?? 2_000))}`);
+        // One partition change at a time across persister replicas and the retention job, so two
+        // of them never race to create the same day.
+        await client.query(`SELECT pg_advisory_xact_lock(hashtext('falcon.${MESSAGES}.partitions'))`);
+        const result = await work(client);
+        await client.query('COMMIT');
+        client.release();
+        return result;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        // Any other failure may have broken the connection: destroy it rather than reuse it.
+        client.release(isLockTimeout(err) ? undefined : err instanceof Error ? err : new Error(String(err)));
+        throw err;
+      }
+    },
+    {
+      initialMs: 100,
+      maxMs: 2_000,
+      signal: options.signal,
+      retryable: (err) => isLockTimeout(err) && attempt < attempts,
+      onFailure: (_err, n) => options.log.info({ attempt: n }, 'partition change waited too long for its lock; retrying'),
+    },
+  );
 }
+
+const isLockTimeout = (err: unknown) => (err as { code?: string }).code === LOCK_NOT_AVAILABLE;
 
 export async function listPartitions(pool: Pool): Promise<string[]> {
   const result = await pool.query<{ name: string }>(

@@ -35,7 +35,8 @@ export async function runRetention(pool: Pool, retentionDays: number | undefined
 }
 
 export interface PartitionKeeper {
-  stop(): void;
+  /** Stops the ticks, cuts a pass's lock-wait short, and resolves once no pass is running. */
+  stop(): Promise<void>;
 }
 
 /**
@@ -44,12 +45,15 @@ export interface PartitionKeeper {
  * A failed pass is logged and retried at the next tick; writes meanwhile go to messages_default.
  */
 export function startPartitionKeeper(deps: { pool: Pool; log: Logger; intervalMs: number }): PartitionKeeper {
+  const stopping = new AbortController();
   let running: Promise<void> | undefined;
   const pass = () => {
-    running ??= ensurePartitions(deps.pool, new Date(), { log: deps.log })
+    running ??= ensurePartitions(deps.pool, new Date(), { log: deps.log, signal: stopping.signal })
       .then(
         (created) => deps.log.debug({ created }, 'partitions ensured'),
-        (err: unknown) => deps.log.warn({ err }, 'could not ensure partitions; writes go to the default partition meanwhile'),
+        (err: unknown) => {
+          if (!stopping.signal.aborted) deps.log.warn({ err }, 'could not ensure partitions; writes go to the default partition meanwhile');
+        },
       )
       .finally(() => {
         running = undefined;
@@ -58,5 +62,11 @@ export function startPartitionKeeper(deps: { pool: Pool; log: Logger; intervalMs
   pass();
   const timer = setInterval(pass, deps.intervalMs);
   timer.unref();
-  return { stop: () => clearInterval(timer) };
+  return {
+    async stop() {
+      clearInterval(timer);
+      stopping.abort();
+      await running;
+    },
+  };
 }
